@@ -1,0 +1,66 @@
+"""btyd_ltv: Bayesian customer-lifetime-value (BTYD) models on JAX/NumPyro.
+
+The public API is re-exported here. Imports are lazy (PEP 562), so ``import btyd_ltv`` does not start JAX;
+the first use of a modelling function does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # data
+    "summary_from_transactions": "btyd_ltv.data.transactions",
+    "calibration_and_holdout": "btyd_ltv.data.transactions",
+    "validate_transactions": "btyd_ltv.data.validate",
+    "validate_summary": "btyd_ltv.data.validate",
+    "compress_rfm": "btyd_ltv.data.compress",
+    "CompressedRFM": "btyd_ltv.data.compress",
+    "load_dataset": "btyd_ltv.data.datasets",
+    "list_datasets": "btyd_ltv.data.datasets",
+    "simulate_bgnbd": "btyd_ltv.data.simulate",
+    "simulate_gamma_gamma": "btyd_ltv.data.simulate",
+    "simulate_transactions": "btyd_ltv.data.simulate",
+    # models
+    "bgnbd": "btyd_ltv.models.bgnbd",
+    "gamma_gamma": "btyd_ltv.models.gamma_gamma",
+    "get_model": "btyd_ltv.models",
+    # inference, predictions, workflow, io
+    "fit": "btyd_ltv.inference",
+    "diagnose": "btyd_ltv.inference",
+    "Diagnostics": "btyd_ltv.inference",
+    "enable_compilation_cache": "btyd_ltv.inference",
+    "predict_customers": "btyd_ltv.predict",
+    "PredictionSettings": "btyd_ltv.predict",
+    "periods_per_month": "btyd_ltv.predict",
+    "fit_btyd": "btyd_ltv.workflow",
+    "FitOptions": "btyd_ltv.workflow",
+    "prepare_summary": "btyd_ltv.workflow",
+    "params_table": "btyd_ltv.workflow",
+    "predict_from_posterior": "btyd_ltv.workflow",
+    "write_fit": "btyd_ltv.workflow",
+    "read_posterior": "btyd_ltv.io",
+    # errors
+    "BtydError": "btyd_ltv.errors",
+    "DataValidationError": "btyd_ltv.errors",
+    "SamplingWarning": "btyd_ltv.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'btyd_ltv' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

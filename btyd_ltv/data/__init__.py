@@ -1,0 +1,1 @@
+"""Data layer: validation, transaction summaries, built-in datasets, compression and simulators."""

@@ -1,0 +1,264 @@
+"""One entry point to fit any model of :mod:`btyd_ltv.models`: NUTS (NumPyro) or MAP with a Laplace approximation.
+
+The result is always an :class:`arviz.InferenceData` with ``posterior`` (dims ``chain``, ``draw``),
+``sample_stats`` (NUTS only) and ``constant_data`` (the likelihood's data), and ``attrs`` recording the model,
+the method and the seed. Diagnostics (R-hat, bulk/tail ESS, divergences) are checked after every NUTS fit and
+reported as :class:`~btyd_ltv.errors.SamplingWarning`, never swallowed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import btyd_ltv._jax  # noqa: F401  (float64)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # arviz announces its 1.0 refactor on import
+    import arviz as az
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+from numpyro.infer import MCMC, NUTS
+from numpyro.infer.util import constrain_fn, initialize_model, log_density
+
+from btyd_ltv.errors import SamplingWarning
+
+__all__ = ["fit", "Diagnostics", "diagnose", "default_chain_method", "enable_compilation_cache"]
+
+RHAT_MAX = 1.01
+_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "adapt_state.step_size")
+ESS_MIN = 400
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
+    """Turn on JAX's persistent compilation cache so a second identical fit skips XLA compilation.
+
+    ``path`` defaults to ``$BTYD_LTV_CACHE_DIR`` or ``~/.cache/btyd_ltv/jax``. Returns the directory used.
+    """
+    path = os.fspath(path or os.environ.get("BTYD_LTV_CACHE_DIR") or os.path.expanduser("~/.cache/btyd_ltv/jax"))
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def default_chain_method(num_chains: int) -> str:
+    """Chain method: ``parallel`` when there is one device per chain (GPUs, or CPU with
+    ``numpyro.set_host_device_count``), otherwise ``vectorized`` on accelerators and ``sequential`` on CPU.
+    The CLI sets the host device count before JAX starts; see benchmarks/bench_chain_method.py for the
+    measurements behind this choice.
+    """
+    if num_chains <= 1:
+        return "sequential"
+    if jax.local_device_count() >= num_chains:
+        return "parallel"
+    return "vectorized" if jax.default_backend() != "cpu" else "sequential"
+
+
+@dataclass
+class Diagnostics:
+    """Convergence summary of a fit: worst R-hat, smallest bulk/tail ESS, divergences and the messages."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.messages
+
+
+def diagnose(idata: az.InferenceData, var_names: list[str] | tuple[str, ...]) -> Diagnostics:
+    """Check R-hat <= 1.01, bulk and tail ESS >= 400 and zero divergences (Vehtari et al. 2021)."""
+    var_names = list(var_names)
+    if idata.attrs.get("method", "nuts") != "nuts":
+        return Diagnostics(np.nan, np.nan, np.nan, 0, [])
+    summ = az.summary(idata, var_names=var_names, kind="diagnostics")
+    max_rhat = float(summ["r_hat"].max())
+    min_bulk = float(summ["ess_bulk"].min())
+    min_tail = float(summ["ess_tail"].min())
+    div = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
+    msgs = []
+    if not np.isfinite(max_rhat) or max_rhat > RHAT_MAX:
+        worst = summ["r_hat"].idxmax()
+        msgs.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} for '{worst}': chains disagree; run more warmup/draws")
+    if min_bulk < ESS_MIN or min_tail < ESS_MIN:
+        worst = summ[["ess_bulk", "ess_tail"]].min(axis=1).idxmin()
+        msgs.append(
+            f"ESS bulk {min_bulk:.0f} / tail {min_tail:.0f} < {ESS_MIN} for '{worst}': intervals are unreliable; "
+            "run more draws or chains"
+        )
+    if div > 0:
+        msgs.append(f"{div} divergent transitions: the posterior may be biased; raise target_accept")
+    return Diagnostics(max_rhat, min_bulk, min_tail, div, msgs)
+
+
+def _resolve(family: ModuleType | str) -> ModuleType:
+    if isinstance(family, str):
+        from btyd_ltv.models import get_model
+
+        return get_model(family)
+    return family
+
+
+def fit(
+    family: ModuleType | str,
+    data: Any,
+    *,
+    priors: Any = None,
+    method: str = "nuts",
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    seed: int = 0,
+    chain_method: str | None = None,
+    target_accept_prob: float = 0.8,
+    dense_mass: bool = True,
+    progress_bar: bool | None = None,
+    warn: bool = True,
+) -> az.InferenceData:
+    """Fit a model family to its data and return an :class:`arviz.InferenceData`.
+
+    Parameters
+    ----------
+    family : a model module (e.g. :mod:`btyd_ltv.models.bgnbd`) or its name (``"bgnbd"``, ``"gamma_gamma"``).
+    data : the family's data tuple (``family.make_data(...)``).
+    priors : the family's priors dataclass; ``None`` for its defaults.
+    method : ``"nuts"`` (NumPyro NUTS, Hoffman & Gelman 2014) or ``"map"`` (posterior mode by L-BFGS, with
+        ``num_samples`` draws from the Laplace approximation in the unconstrained space; with flat priors the
+        mode is the maximum-likelihood estimate and the Laplace sd the delta-method standard error).
+    num_chains, num_warmup, num_samples, seed : sampler settings; the same seed gives the same posterior on
+        the same machine.
+    chain_method : ``"sequential"``, ``"vectorized"`` or ``"parallel"``; default :func:`default_chain_method`.
+    dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters).
+    progress_bar : default: on when stderr is a terminal.
+    warn : emit :class:`~btyd_ltv.errors.SamplingWarning` for failed diagnostics.
+    """
+    module = _resolve(family)
+    model = module.model
+    model_kwargs = {"data": data, "priors": priors}
+    key = jax.random.PRNGKey(seed)
+    if method == "map":
+        idata = _fit_map(model, model_kwargs, key, num_samples)
+    elif method == "nuts":
+        if getattr(priors, "kind", "default") == "flat":
+            raise ValueError(
+                "flat priors make the posterior improper; use them with method='map' (maximum likelihood) only"
+            )
+        if progress_bar is None:
+            progress_bar = sys.stderr.isatty()
+        chain_method = chain_method or default_chain_method(num_chains)
+        kernel = NUTS(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass)
+        mcmc = MCMC(
+            kernel,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+            chain_method=chain_method,
+            progress_bar=progress_bar,
+        )
+        mcmc.run(key, extra_fields=_EXTRA_FIELDS, **model_kwargs)
+        idata = _to_idata(mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True))
+        idata.attrs["chain_method"] = chain_method
+    else:
+        raise ValueError(f"method must be 'nuts' or 'map', got {method!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # arviz: "default dims ... added automatically"
+        idata.add_groups(constant_data={k: np.asarray(v) for k, v in data._asdict().items() if np.ndim(v) > 0})
+    idata.attrs.update(
+        {
+            "model": module.__name__.rsplit(".", 1)[-1],
+            "method": method,
+            "seed": int(seed),
+            "num_chains": int(num_chains if method == "nuts" else 1),
+            "num_warmup": int(num_warmup if method == "nuts" else 0),
+            "num_samples": int(num_samples),
+            "priors": getattr(priors, "kind", "default") if priors is not None else "default",
+        }
+    )
+    if method == "nuts" and warn:
+        diag = diagnose(idata, module.PARAM_NAMES)
+        for msg in diag.messages:
+            warnings.warn(msg, SamplingWarning, stacklevel=2)
+    return idata
+
+
+def _to_idata(samples: dict, extra: dict | None = None) -> az.InferenceData:
+    posterior = {k: np.asarray(v) for k, v in samples.items()}
+    stats = None
+    if extra:
+        stats = {
+            "diverging": np.asarray(extra["diverging"]),
+            "energy": np.asarray(extra["energy"]),
+            "lp": -np.asarray(extra["potential_energy"]),
+            "n_steps": np.asarray(extra["num_steps"]),
+            "acceptance_rate": np.asarray(extra["accept_prob"]),
+            "step_size": np.asarray(extra["adapt_state.step_size"]),
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "default dims chain and draw will be added"
+        return az.from_dict(posterior=posterior, sample_stats=stats)
+
+
+def _fit_map(model, model_kwargs: dict, key, num_samples: int) -> az.InferenceData:
+    """Posterior mode in the constrained space (no Jacobian) found in unconstrained coordinates, then the
+    Laplace approximation ``u ~ N(u*, H^-1)`` with ``H`` the Hessian of the negative log density in ``u``."""
+    import scipy.optimize
+
+    info = initialize_model(key, model, model_kwargs=model_kwargs, init_strategy=_init_median())
+    u0 = info.param_info.z
+    flat0, unravel = jax.flatten_util.ravel_pytree(u0)
+
+    def neg_log_density(flat_u):
+        params = constrain_fn(model, (), model_kwargs, unravel(flat_u))
+        return -log_density(model, (), model_kwargs, params)[0]
+
+    value_and_grad = jax.jit(jax.value_and_grad(neg_log_density))
+
+    def fun(u):
+        v, g = value_and_grad(jnp.asarray(u))
+        return float(v), np.asarray(g, dtype=np.float64)
+
+    res = scipy.optimize.minimize(fun, np.asarray(flat0), jac=True, method="L-BFGS-B",
+                                  options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-9})
+    if not res.success and not np.all(np.isfinite(res.x)):
+        raise RuntimeError(f"MAP optimisation failed: {res.message}")
+    hess = np.asarray(jax.hessian(neg_log_density)(jnp.asarray(res.x)))
+    try:
+        cov = np.linalg.inv(hess)
+        chol = np.linalg.cholesky(0.5 * (cov + cov.T))
+    except np.linalg.LinAlgError as err:
+        raise RuntimeError(
+            "MAP: the Hessian at the mode is not positive definite, so the Laplace approximation is undefined; "
+            "use NUTS"
+        ) from err
+    eps = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (num_samples, res.x.size)), dtype=np.float64)
+    draws_u = res.x[None, :] + eps @ chol.T
+    constrain = jax.jit(
+        jax.vmap(lambda u: constrain_fn(model, (), model_kwargs, unravel(u), return_deterministic=True))
+    )
+    draws = constrain(jnp.asarray(draws_u))
+    mode = constrain_fn(model, (), model_kwargs, unravel(jnp.asarray(res.x)), return_deterministic=True)
+    idata = _to_idata({k: np.asarray(v)[None, ...] for k, v in draws.items()})
+    idata.attrs["map_converged"] = int(bool(res.success))
+    idata.attrs["map_iterations"] = int(res.nit)
+    for k, v in mode.items():
+        if np.ndim(v) == 0:
+            idata.attrs[f"map_{k}"] = float(v)
+    return idata
+
+
+def _init_median():
+    from numpyro.infer.initialization import init_to_median
+
+    return init_to_median(num_samples=15)

@@ -1,0 +1,266 @@
+"""End-to-end BTYD workflow: summary -> fit(s) -> per-customer predictions -> output files.
+
+These are the functions behind ``btyd-ltv fit`` / ``predict`` / ``summary``; notebooks call them too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from btyd_ltv.data.compress import CompressedRFM, compress_rfm
+from btyd_ltv.errors import DataValidationError, SamplingWarning
+from btyd_ltv.inference import Diagnostics, diagnose, fit
+from btyd_ltv.io import write_csv, write_netcdf
+from btyd_ltv.models import bgnbd
+from btyd_ltv.models import gamma_gamma as gg
+from btyd_ltv.predict import PredictionSettings, predict_customers
+
+__all__ = [
+    "prepare_summary", "FitOptions", "BTYDFit", "fit_btyd", "predict_from_posterior", "params_table", "write_fit",
+    "merge_posteriors", "MODEL_KINDS",
+]
+
+MODEL_KINDS = ("bgnbd", "gamma-gamma", "clv")
+PARAMS_COLUMNS = ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk", "ess_tail"]
+
+
+SUMMARY_COLUMNS = ("frequency", "recency", "T")
+
+
+def prepare_summary(
+    table: pd.DataFrame,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str | None = None,
+    freq: str = "D",
+    freq_multiplier: float = 1.0,
+    calibration_end: str | None = None,
+    observation_end: str | None = None,
+    datetime_format: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Turn an input table into a customer summary (and, with ``calibration_end``, the holdout).
+
+    A table with columns ``frequency, recency, T`` is taken as a summary already (``customer_col`` becomes the
+    index when present). Otherwise it is a transaction log, summarised with
+    :func:`~btyd_ltv.data.transactions.summary_from_transactions` or, when ``calibration_end`` is given,
+    :func:`~btyd_ltv.data.transactions.calibration_and_holdout` (columns renamed to the summary names).
+    """
+    from btyd_ltv.data.transactions import calibration_and_holdout, summary_from_transactions
+
+    if all(c in table.columns for c in SUMMARY_COLUMNS):
+        if calibration_end is not None:
+            raise DataValidationError(
+                "the input is a customer summary (it has frequency, recency, T): a calibration/holdout split needs "
+                "a transaction log; drop --calibration-end"
+            )
+        summary = table.set_index(customer_col) if customer_col in table.columns else table
+        return summary, None
+    if calibration_end is None:
+        summary = summary_from_transactions(
+            table, customer_col, date_col, amount_col, observation_end=observation_end, freq=freq,
+            freq_multiplier=freq_multiplier, datetime_format=datetime_format,
+        )
+        return summary, None
+    both = calibration_and_holdout(
+        table, customer_col, date_col, calibration_end=calibration_end, observation_end=observation_end,
+        amount_col=amount_col, freq=freq, freq_multiplier=freq_multiplier, datetime_format=datetime_format,
+    )
+    summary = both.rename(
+        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T",
+                 "monetary_value_cal": "monetary_value"}
+    )
+    summary = summary[[c for c in ("frequency", "recency", "T", "monetary_value") if c in summary.columns]]
+    holdout = both[[c for c in both.columns if c.endswith("_holdout")]]
+    return summary, holdout
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Sampler settings shared by every fit of a workflow."""
+
+    method: str = "nuts"
+    num_chains: int = 4
+    num_warmup: int = 1000
+    num_samples: int = 1000
+    seed: int = 0
+    chain_method: str | None = None
+    progress_bar: bool | None = None
+    bgnbd_priors: bgnbd.BGNBDPriors | None = None
+    gamma_gamma_priors: gg.GammaGammaPriors | None = None
+
+
+@dataclass
+class BTYDFit:
+    """Everything a workflow produced; ``posterior`` holds all fitted parameters in one InferenceData."""
+
+    kind: str
+    summary: pd.DataFrame
+    rfm: CompressedRFM
+    posterior: object
+    params: pd.DataFrame
+    customers: pd.DataFrame | None
+    diagnostics: dict[str, Diagnostics] = field(default_factory=dict)
+
+
+def params_table(idata, names) -> pd.DataFrame:
+    """ArviZ summary of the named parameters: mean, sd, 94% HDI, R-hat, bulk/tail ESS; index ``parameter``.
+
+    For a MAP/Laplace fit (one pseudo-chain) R-hat and ESS are not defined and are left empty.
+    """
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz warns about R-hat with one chain
+        table = az.summary(idata, var_names=list(names), round_to="none")
+    table = table[PARAMS_COLUMNS].copy()
+    if idata.attrs.get("method") == "map":
+        table[["r_hat", "ess_bulk", "ess_tail"]] = np.nan
+    table.index.name = "parameter"
+    return table
+
+
+def merge_posteriors(bg, g) -> object:
+    """One InferenceData holding a BG/NBD and a Gamma-Gamma posterior (same chains and draws), the
+    Gamma-Gamma sample statistics and data prefixed with ``gamma_gamma_``."""
+    import arviz as az
+    import xarray as xr
+
+    posterior = xr.merge([bg.posterior, g.posterior])
+    groups = {"posterior": posterior}
+    if "sample_stats" in bg.groups():
+        stats = bg.sample_stats
+        if "sample_stats" in g.groups():
+            stats = xr.merge([stats, g.sample_stats.rename({k: f"gamma_gamma_{k}" for k in g.sample_stats.data_vars})])
+        groups["sample_stats"] = stats
+    const = bg.constant_data
+    gconst = g.constant_data.rename({k: f"gamma_gamma_{k}" for k in g.constant_data.data_vars})
+    gconst = gconst.rename({d: f"gamma_gamma_{d}" for d in gconst.dims})
+    groups["constant_data"] = xr.merge([const, gconst])
+    merged = az.InferenceData(**groups)
+    merged.attrs.update(bg.attrs)
+    merged.attrs["model"] = "clv"
+    return merged
+
+
+def _check_draws(bg, g) -> None:
+    if bg.posterior.sizes["chain"] != g.posterior.sizes["chain"] or bg.posterior.sizes["draw"] != g.posterior.sizes["draw"]:
+        raise ValueError("BG/NBD and Gamma-Gamma posteriors must have the same chains and draws to be merged")
+
+
+def fit_btyd(
+    summary: pd.DataFrame,
+    kind: str = "bgnbd",
+    *,
+    options: FitOptions = FitOptions(),
+    settings: PredictionSettings = PredictionSettings(),
+    holdout: pd.DataFrame | None = None,
+    freq: str = "D",
+    freq_multiplier: float = 1.0,
+    predict: bool = True,
+) -> BTYDFit:
+    """Fit BG/NBD (``kind="bgnbd"``), Gamma-Gamma (``"gamma-gamma"``) or both (``"clv"``) to a customer summary.
+
+    ``summary`` has columns ``frequency``, ``recency``, ``T`` and (Gamma-Gamma/CLV) ``monetary_value``, indexed
+    by customer id. ``holdout`` optionally has ``frequency_holdout`` and ``duration_holdout``. ``freq`` and
+    ``freq_multiplier`` record the time unit (stored in the posterior so ``predict`` can reuse it).
+    """
+    kind = kind.replace("_", "-")
+    if kind not in MODEL_KINDS:
+        raise DataValidationError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    needs_money = kind in ("gamma-gamma", "clv")
+    if needs_money and "monetary_value" not in summary.columns:
+        raise DataValidationError(
+            f"model {kind!r} needs spend: column 'monetary_value' is missing from the summary; pass --amount-col "
+            "with a transaction log (or a summary with monetary_value)"
+        )
+    rfm = compress_rfm(summary, monetary_col="monetary_value" if needs_money else None)
+    common = dict(
+        method=options.method,
+        num_chains=options.num_chains,
+        num_warmup=options.num_warmup,
+        num_samples=options.num_samples,
+        seed=options.seed,
+        chain_method=options.chain_method,
+        progress_bar=options.progress_bar,
+        warn=False,
+    )
+    diagnostics: dict[str, Diagnostics] = {}
+    bg_idata = g_idata = None
+    if kind in ("bgnbd", "clv"):
+        bg_idata = fit(bgnbd, bgnbd.make_data_from_compressed(rfm), priors=options.bgnbd_priors, **common)
+        diagnostics["bgnbd"] = diagnose(bg_idata, bgnbd.PARAM_NAMES)
+    if needs_money:
+        g_idata = fit(gg, gg.make_data(summary["frequency"], summary["monetary_value"]),
+                      priors=options.gamma_gamma_priors, **common)
+        diagnostics["gamma_gamma"] = diagnose(g_idata, gg.PARAM_NAMES)
+    for name, diag in diagnostics.items():
+        for msg in diag.messages:
+            warnings.warn(f"{name}: {msg}", SamplingWarning, stacklevel=2)
+
+    if kind == "clv":
+        _check_draws(bg_idata, g_idata)
+        posterior = merge_posteriors(bg_idata, g_idata)
+        names = bgnbd.PARAM_NAMES + gg.PARAM_NAMES
+    elif kind == "bgnbd":
+        posterior, names = bg_idata, bgnbd.PARAM_NAMES
+    else:
+        posterior, names = g_idata, gg.PARAM_NAMES
+        posterior.attrs["model"] = "gamma_gamma"
+    posterior.attrs.update({"freq": freq, "freq_multiplier": float(freq_multiplier)})
+    params = params_table(posterior, names)
+
+    customers = None
+    if predict:
+        customers = predict_from_posterior(posterior, summary, settings=settings, holdout=holdout)
+    return BTYDFit(kind, summary, rfm, posterior, params, customers, diagnostics)
+
+
+def predict_from_posterior(posterior, summary: pd.DataFrame, *, settings: PredictionSettings,
+                           holdout: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-customer predictions for any btyd_ltv posterior (BG/NBD, Gamma-Gamma or CLV)."""
+    model = posterior.attrs.get("model")
+    has_money = "monetary_value" in summary.columns
+    if model == "gamma_gamma":
+        if not has_money:
+            raise DataValidationError("a Gamma-Gamma posterior needs column 'monetary_value' in the summary")
+        from btyd_ltv.predict import posterior_draws, summarize_draws
+
+        d = posterior_draws(posterior, gg.PARAM_NAMES, settings.max_draws)
+        out = summary[["frequency", "monetary_value"]].copy()
+        x = out["frequency"].to_numpy(float)
+        m = out["monetary_value"].to_numpy(float)
+        n = len(out)
+        chunk = max(1, settings.chunk_elements // d["p"].size)
+        cols: dict[str, list] = {}
+        for s in range(0, n, chunk):
+            v = gg.conditional_expected_average_spend(x[s:s + chunk], m[s:s + chunk], d["p"][:, None],
+                                                      d["q"][:, None], d["gamma"][:, None])
+            for k, col in summarize_draws(v, "expected_spend").items():
+                cols.setdefault(k, []).append(col)
+        for k, parts in cols.items():
+            out[k] = np.concatenate(parts)
+        out.index.name = "customer_id"
+        return out
+    rfm = compress_rfm(summary, monetary_col="monetary_value" if (model == "clv" and has_money) else None)
+    if model == "clv" and not has_money:
+        raise DataValidationError("a CLV posterior needs column 'monetary_value' in the summary")
+    return predict_customers(
+        posterior, rfm, settings=settings, gamma_gamma_idata=posterior if model == "clv" else None,
+        holdout=holdout,
+    )
+
+
+def write_fit(result: BTYDFit, out_dir: str | Path) -> list[Path]:
+    """Write ``params.csv``, ``customers.csv`` and ``posterior.nc`` to ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    paths = [write_csv(result.params, out / "params.csv")]
+    if result.customers is not None:
+        paths.append(write_csv(result.customers, out / "customers.csv"))
+    paths.append(write_netcdf(result.posterior, out / "posterior.nc"))
+    return paths
