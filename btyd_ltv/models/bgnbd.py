@@ -19,6 +19,7 @@ import numpy as np
 import scipy.special as sps
 
 import btyd_ltv._jax  # noqa: F401  (float64)
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -32,6 +33,7 @@ __all__ = [
     "BGNBDData",
     "BGNBDPriors",
     "make_data",
+    "make_data_from_compressed",
     "log_likelihood_rows",
     "log_likelihood",
     "model",
@@ -45,90 +47,105 @@ PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "a", "b")
 
 
 class BGNBDData(NamedTuple):
-    """Likelihood data: unique rows of ``(x, t_x, T)`` with weights, level-encoded.
+    """Likelihood data in sufficient-statistic form.
 
-    Terms that depend on ``x`` only (the gamma/beta functions) are computed once per distinct ``x`` and
-    gathered; ``log(alpha + T)`` and ``log(alpha + t_x)`` once per distinct ``T`` / ``t_x``.
+    The log-likelihood splits into terms of ``x`` alone, terms of ``T`` alone and one coupled term per row
+    with ``x > 0`` (see :func:`log_likelihood`). The first two are summed through per-level weights
+    (``x_weight``, ``T_weight``, ``T_xweight``), so each gradient costs one elementwise pass over the repeat
+    customers' rows and no gather/scatter (slow on XLA:CPU). ``x, t_x, T, weights`` hold only rows with
+    ``x > 0``, in ``dtype`` (float64 by default; float32 halves the cost and is offered for very large data).
     """
 
-    x: jnp.ndarray
-    weights: jnp.ndarray
     x_levels: jnp.ndarray
-    x_index: jnp.ndarray
+    x_weight: jnp.ndarray
     T_levels: jnp.ndarray
-    T_index: jnp.ndarray
-    tx_levels: jnp.ndarray
-    tx_index: jnp.ndarray
+    T_weight: jnp.ndarray
+    T_xweight: jnp.ndarray
+    x: jnp.ndarray
+    t_x: jnp.ndarray
+    T: jnp.ndarray
+    weights: jnp.ndarray
     T_scale: float
 
 
-def _levels(values: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    levels, index = np.unique(values, return_inverse=True)
-    return jnp.asarray(levels, dtype=jnp.float64), jnp.asarray(index.reshape(-1), dtype=jnp.int32)
-
-
-def make_data(frequency, recency, T, weights=None) -> BGNBDData:
-    """Build :class:`BGNBDData` from arrays (or use :func:`make_data_from_compressed`)."""
+def make_data(frequency, recency, T, weights=None, *, dtype=np.float64) -> BGNBDData:
+    """Build :class:`BGNBDData` from per-customer (or per-unique-row, with ``weights``) arrays."""
     x = np.asarray(frequency, dtype=np.float64)
     t_x = np.asarray(recency, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    xl, xi = _levels(x)
-    Tl, Ti = _levels(T)
-    tl, ti = _levels(t_x)
+    x_levels, x_inv = np.unique(x, return_inverse=True)
+    T_levels, T_inv = np.unique(T, return_inverse=True)
+    x_inv, T_inv = x_inv.reshape(-1), T_inv.reshape(-1)
+    rep = x > 0
+    f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    rows = lambda v: jnp.asarray(v[rep], dtype=dtype)  # noqa: E731
     return BGNBDData(
-        x=jnp.asarray(x),
-        weights=jnp.asarray(w),
-        x_levels=xl,
-        x_index=xi,
-        T_levels=Tl,
-        T_index=Ti,
-        tx_levels=tl,
-        tx_index=ti,
+        x_levels=f64(x_levels),
+        x_weight=f64(np.bincount(x_inv, weights=w)),
+        T_levels=f64(T_levels),
+        T_weight=f64(np.bincount(T_inv, weights=w)),
+        T_xweight=f64(np.bincount(T_inv, weights=w * x)),
+        x=rows(x),
+        t_x=rows(t_x),
+        T=rows(T),
+        weights=rows(w),
         T_scale=float(np.average(T, weights=w)),
     )
 
 
-def make_data_from_compressed(rfm: CompressedRFM) -> BGNBDData:
+def make_data_from_compressed(rfm: CompressedRFM, *, dtype=np.float64) -> BGNBDData:
     """:class:`BGNBDData` from a :class:`~btyd_ltv.data.compress.CompressedRFM`."""
-    return make_data(rfm.frequency, rfm.recency, rfm.T, rfm.weights)
+    return make_data(rfm.frequency, rfm.recency, rfm.T, rfm.weights, dtype=dtype)
 
 
-def log_likelihood_rows(r, alpha, a, b, data: BGNBDData) -> jnp.ndarray:
-    """Per-row BG/NBD log-likelihood (FHL 2005, eq. 6), unweighted.
+def _log_A(r, alpha, a, b, x):
+    """``log Gamma(r+x) - log Gamma(r) + r log alpha + log B(a, b+x) - log B(a, b)`` (B via gammaln: jax's
+    betaln is only ~1e-6 accurate in float64)."""
+    return (
+        gammaln(r + x) - gammaln(r) + r * jnp.log(alpha)
+        + gammaln(b + x) - gammaln(b) + gammaln(a + b) - gammaln(a + b + x)
+    )
+
+
+def _log_odds_term(r, alpha, a, b, x, t_x, T):
+    """``log(a/(b+x-1)) + (r+x) log((alpha+T)/(alpha+t_x))``: the log of the second term of L over the first."""
+    return jnp.log(a) - jnp.log(b + x - 1.0) + (r + x) * jnp.log1p((T - t_x) / (alpha + t_x))
+
+
+def log_likelihood_rows(r, alpha, a, b, x, t_x, T) -> jnp.ndarray:
+    """Per-customer BG/NBD log-likelihood (FHL 2005, eq. 6), elementwise over arrays.
 
     .. math::
         L = \\frac{B(a, b+x)}{B(a, b)} \\frac{\\Gamma(r+x)\\alpha^r}{\\Gamma(r)(\\alpha+T)^{r+x}}
-          + \\delta_{x>0} \\frac{B(a+1, b+x-1)}{B(a, b)} \\frac{\\Gamma(r+x)\\alpha^r}{\\Gamma(r)(\\alpha+t_x)^{r+x}}
+          + \\delta_{x>0} \\frac{B(a+1, b+x-1)}{B(a, b)}
+            \\frac{\\Gamma(r+x)\\alpha^r}{\\Gamma(r)(\\alpha+t_x)^{r+x}}
 
-    computed as ``A(x) + logaddexp(-(r+x) log(alpha+T), log(a/(b+x-1)) - (r+x) log(alpha+t_x))`` with
-    ``A(x) = log Gamma(r+x) - log Gamma(r) + r log alpha + log B(a, b+x) - log B(a, b)``.
+    computed as ``log A(x) - (r+x) log(alpha+T) + delta_{x>0} softplus(log(a/(b+x-1)) + (r+x)
+    log((alpha+T)/(alpha+t_x)))``, using ``B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1)``.
     """
-    xl = data.x_levels
-    # log B(a, b+x) - log B(a, b) from gammaln: jax's betaln is only ~1e-6 accurate in float64.
-    A = (
-        gammaln(r + xl)
-        - gammaln(r)
-        + r * jnp.log(alpha)
-        + gammaln(b + xl)
-        - gammaln(b)
-        + gammaln(a + b)
-        - gammaln(a + b + xl)
-    )
-    # log(a / (b + x - 1)) only matters where x > 0; keep the argument positive elsewhere.
-    log_c = jnp.log(a) - jnp.log(b + jnp.maximum(xl, 1.0) - 1.0)
-    log_aT = jnp.log(alpha + data.T_levels)[data.T_index]
-    log_atx = jnp.log(alpha + data.tx_levels)[data.tx_index]
-    x = data.x
-    rx = r + x
-    term1 = -rx * log_aT
-    term2 = jnp.where(x > 0, log_c[data.x_index] - rx * log_atx, -jnp.inf)
-    return A[data.x_index] + jnp.logaddexp(term1, term2)
+    x, t_x, T = (jnp.asarray(v, dtype=jnp.float64) for v in (x, t_x, T))
+    rep = x > 0
+    z = _log_odds_term(r, alpha, a, b, jnp.where(rep, x, 1.0), t_x, T)
+    return _log_A(r, alpha, a, b, x) - (r + x) * jnp.log(alpha + T) + jnp.where(rep, jax.nn.softplus(z), 0.0)
 
 
 def log_likelihood(r, alpha, a, b, data: BGNBDData) -> jnp.ndarray:
-    """Weighted total BG/NBD log-likelihood, ``sum_i w_i log L(r, alpha, a, b | x_i, t_x_i, T_i)``."""
-    return jnp.sum(data.weights * log_likelihood_rows(r, alpha, a, b, data))
+    """Weighted total BG/NBD log-likelihood ``sum_i w_i log L_i`` (FHL 2005, eq. 6), from sufficient statistics:
+
+    .. math::
+        \\sum_x W_x \\log A(x) - \\sum_T (r W_T + X_T) \\log(\\alpha + T)
+        + \\sum_{i: x_i > 0} w_i \\operatorname{softplus}(z_i)
+
+    with ``W_x``, ``W_T`` the weights per distinct ``x`` / ``T``, ``X_T = sum w x`` per ``T`` and ``z_i`` the
+    log ratio of the two terms of ``L`` (:func:`log_likelihood_rows`).
+    """
+    separable = jnp.sum(data.x_weight * _log_A(r, alpha, a, b, data.x_levels)) - jnp.sum(
+        (r * data.T_weight + data.T_xweight) * jnp.log(alpha + data.T_levels)
+    )
+    dt = data.x.dtype
+    z = _log_odds_term(*(jnp.asarray(v, dtype=dt) for v in (r, alpha, a, b)), data.x, data.t_x, data.T)
+    return separable + jnp.sum(data.weights * jax.nn.softplus(z)).astype(jnp.float64)
 
 
 @dataclass(frozen=True)

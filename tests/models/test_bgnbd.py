@@ -27,16 +27,24 @@ def _arrays(summary):
 
 def test_log_likelihood_matches_lifetimes_at_random_points(cdnow_summary):
     x, t_x, T = _arrays(cdnow_summary)
-    data = bgnbd.make_data(x, t_x, T)
     rng = np.random.default_rng(0)
     for _ in range(20):
         r, alpha, a, b = rng.uniform(0.05, 3), rng.uniform(0.2, 30), rng.uniform(0.1, 4), rng.uniform(0.2, 8)
         w = rng.uniform(0.5, 2.0, size=x.size)  # random weights make the check sensitive row by row
-        ours = float(np.sum(w * np.asarray(bgnbd.log_likelihood_rows(r, alpha, a, b, data))))
+        ours = float(np.sum(w * np.asarray(bgnbd.log_likelihood_rows(r, alpha, a, b, x, t_x, T))))
+        fast = float(bgnbd.log_likelihood(r, alpha, a, b, bgnbd.make_data(x, t_x, T, w)))
         ref = -lifetimes.BetaGeoFitter._negative_log_likelihood(
             np.log([r, alpha, a, b]), x, t_x, T, w, 0.0
         ) * w.sum()
         assert ours == pytest.approx(ref, rel=1e-8)
+        assert fast == pytest.approx(ref, rel=1e-8)
+
+
+def test_float32_rows_stay_close(cdnow_summary):
+    x, t_x, T = _arrays(cdnow_summary)
+    ref = float(bgnbd.log_likelihood(0.3, 5.0, 0.8, 2.5, bgnbd.make_data(x, t_x, T)))
+    f32 = float(bgnbd.log_likelihood(0.3, 5.0, 0.8, 2.5, bgnbd.make_data(x, t_x, T, dtype=np.float32)))
+    assert f32 == pytest.approx(ref, rel=1e-6)
 
 
 def test_compressed_likelihood_equals_per_customer(cdnow_summary):
@@ -64,7 +72,7 @@ def test_log_likelihood_rows_match_mpmath():
     T = rng.uniform(1, 80, 40)
     t_x = np.where(x > 0, rng.uniform(0, 1, 40) * T, 0.0)
     r, alpha, a, b = 0.7, 3.0, 1.3, 0.6  # b < 1 exercises b + x - 1 < 1
-    ours = np.asarray(bgnbd.log_likelihood_rows(r, alpha, a, b, bgnbd.make_data(x, t_x, T)))
+    ours = np.asarray(bgnbd.log_likelihood_rows(r, alpha, a, b, x, t_x, T))
     ref = np.array([_mp_row_likelihood(r, alpha, a, b, int(xi), ti, Ti) for xi, ti, Ti in zip(x, t_x, T)])
     np.testing.assert_allclose(ours, ref, rtol=1e-11)
 

@@ -1,0 +1,167 @@
+"""Built-in real data: the CDNOW data set of Fader & Hardie, shipped gzip-compressed in ``btyd_ltv/data/files``.
+
+Source: Bruce Hardie's CDNOW data (http://www.brucehardie.com/datasets/), used in Fader, Hardie & Lee (2005),
+"Counting your customers the easy way: an alternative to the Pareto/NBD model", Marketing Science 24(2), as
+redistributed by the lifetimes package (MIT licence). See ``files/README.md``. Read with ``importlib.resources``:
+no network access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import pandas as pd
+
+from btyd_ltv.errors import DataValidationError
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "list_datasets",
+    "load_cdnow_master",
+    "load_cdnow_sample",
+    "load_cdnow_summary",
+    "load_dataset",
+]
+
+_SOURCE = (
+    "Fader & Hardie's CDNOW data set (http://www.brucehardie.com/datasets/), as redistributed by the lifetimes "
+    "package (MIT licence)"
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A shipped data set and the options it is usually fitted with (``None`` where not applicable)."""
+
+    name: str
+    description: str
+    kind: str  # "transactions" (one row per purchase) or "summary" (one row per customer)
+    filename: str  # file in btyd_ltv/data/files
+    n_rows: int
+    n_customers: int
+    period: str
+    source: str
+    customer_col: str = "customer_id"
+    date_col: str | None = None
+    amount_col: str | None = None
+    freq: str | None = None
+    freq_multiplier: float | None = None
+    calibration_end: str | None = None
+    observation_end: str | None = None
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "cdnow": DatasetInfo(
+        name="cdnow",
+        description=(
+            "CDNOW 1/10 sample: every purchase of 2,357 customers who made their first purchase at CDNOW in "
+            "the first quarter of 1997 (customer_id = sample index 1..2357, date, quantity = number of CDs, "
+            "amount = dollar value)"
+        ),
+        kind="transactions",
+        filename="cdnow_sample.csv.gz",
+        n_rows=6919,
+        n_customers=2357,
+        period="1997-01-01 .. 1998-06-30 (78 weeks; calibration = first 39 weeks, to 1997-09-30)",
+        source=_SOURCE,
+        date_col="date",
+        amount_col="amount",
+        freq="D",
+        freq_multiplier=7,
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    ),
+    "cdnow-summary": DatasetInfo(
+        name="cdnow-summary",
+        description=(
+            "RFM summary of the CDNOW sample over the 39-week calibration period, in weeks, as published by "
+            "Fader, Hardie & Lee (2005): frequency = repeat purchase days x, recency = t_x, T, monetary_value = "
+            "mean spend of the repeat purchase days zbar (0 when x = 0)"
+        ),
+        kind="summary",
+        filename="cdnow_summary.csv.gz",
+        n_rows=2357,
+        n_customers=2357,
+        period="calibration 1997-01-01 .. 1997-09-30 (39 weeks), weeks at daily resolution",
+        source=_SOURCE,
+        freq="D",
+        freq_multiplier=7,
+        calibration_end="1997-09-30",
+    ),
+    "cdnow-master": DatasetInfo(
+        name="cdnow-master",
+        description=(
+            "CDNOW master file: every purchase of all 23,570 customers who made their first purchase at CDNOW "
+            "in the first quarter of 1997 (customer_id, date, quantity = number of CDs, amount = dollar value)"
+        ),
+        kind="transactions",
+        filename="cdnow_master.csv.gz",
+        n_rows=69659,
+        n_customers=23570,
+        period="1997-01-01 .. 1998-06-30 (78 weeks; calibration = first 39 weeks, to 1997-09-30)",
+        source=_SOURCE,
+        date_col="date",
+        amount_col="amount",
+        freq="D",
+        freq_multiplier=7,
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    ),
+}
+
+
+def _file(filename: str):  # -> importlib.resources.abc.Traversable
+    return resources.files("btyd_ltv.data").joinpath("files", filename)
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Load a shipped data set by name (see :data:`DATASETS`); dates as ``datetime64``.
+
+    Transaction logs: columns ``customer_id, date, quantity, amount``, one row per purchase. Summaries:
+    ``customer_id, frequency, recency, T, monetary_value``, one row per customer.
+    """
+    info = DATASETS.get(name)
+    if info is None:
+        raise DataValidationError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
+    with _file(info.filename).open("rb") as fh:
+        if info.kind == "transactions":
+            df = pd.read_csv(fh, compression="gzip", dtype={"customer_id": "int64", "quantity": "int64"})
+            df[info.date_col] = pd.to_datetime(df[info.date_col], format="%Y-%m-%d")
+        else:
+            df = pd.read_csv(fh, compression="gzip", dtype={"customer_id": "int64"})
+            df["frequency"] = df["frequency"].astype("float64")
+    return df
+
+
+def load_cdnow_sample() -> pd.DataFrame:
+    """CDNOW 1/10 sample transaction log (6,919 purchases of 2,357 customers, 1997-01-01..1998-06-30)."""
+    return load_dataset("cdnow")
+
+
+def load_cdnow_summary() -> pd.DataFrame:
+    """CDNOW 39-week calibration summary of FHL (2005), weeks: customer_id, frequency, recency, T, monetary_value."""
+    return load_dataset("cdnow-summary")
+
+
+def load_cdnow_master() -> pd.DataFrame:
+    """CDNOW master transaction log (69,659 purchases of 23,570 customers, 1997-01-01..1998-06-30)."""
+    return load_dataset("cdnow-master")
+
+
+def list_datasets() -> pd.DataFrame:
+    """One row per shipped data set: name, kind, rows, customers, period, size_kb (compressed file), source."""
+    rows = [
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "rows": info.n_rows,
+            "customers": info.n_customers,
+            "period": info.period,
+            "size_kb": round(len(_file(info.filename).read_bytes()) / 1024, 1),
+            "source": info.source,
+        }
+        for info in DATASETS.values()
+    ]
+    return pd.DataFrame(rows)
