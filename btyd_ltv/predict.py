@@ -55,12 +55,26 @@ def posterior_draws(idata, names, max_draws: int | None = None) -> dict[str, np.
     return out
 
 
-def summarize_draws(values: np.ndarray, prefix: str, quantiles=QUANTILES) -> dict[str, np.ndarray]:
-    """Mean and quantiles over the draw axis (axis 0) -> ``{prefix_mean, prefix_q05, ...}``."""
-    out = {f"{prefix}_mean": values.mean(axis=0)}
-    qs = np.quantile(values, quantiles, axis=0)
-    for q, v in zip(quantiles, qs):
-        out[f"{prefix}_q{round(q * 100):02d}"] = v
+def summarize_draws(values: np.ndarray, prefix: str, quantiles=QUANTILES, *,
+                    overwrite: bool = False) -> dict[str, np.ndarray]:
+    """Mean and quantiles over the draw axis (the last axis) -> ``{prefix_mean, prefix_q05, ...}``.
+
+    Quantiles use numpy's default (linear interpolation, Hyndman & Fan type 7) from one sort along the
+    contiguous last axis; ``overwrite=True`` sorts ``values`` in place.
+    """
+    out = {f"{prefix}_mean": values.mean(axis=-1)}
+    if overwrite:
+        values.sort(axis=-1)
+        ordered = values
+    else:
+        ordered = np.sort(values, axis=-1)
+    S = ordered.shape[-1]
+    for q in quantiles:
+        h = (S - 1) * q
+        lo = int(np.floor(h))
+        hi = min(lo + 1, S - 1)
+        frac = h - lo
+        out[f"{prefix}_q{round(q * 100):02d}"] = ordered[..., lo] * (1.0 - frac) + ordered[..., hi] * frac
     return out
 
 
@@ -103,22 +117,49 @@ class PredictionSettings:
     seed: int = 0
 
 
-def _row_quantities(th, x, t_x, T, settings: PredictionSettings, with_clv: bool):
-    """p_alive, conditional expected purchases and (optionally) the CLV discount factor for rows; (S, n)."""
-    r, alpha, a, b = (th[k][:, None] for k in bgnbd.PARAM_NAMES)
-    p_alive = bgnbd.probability_alive(x, t_x, T, r, alpha, a, b)
-    # Terms that depend on (x, T) only: evaluate per distinct pair in this chunk and gather.
-    pairs, inv = np.unique(np.column_stack([x, T]), axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    px, pT = pairs[:, 0], pairs[:, 1]
-    G = bgnbd._future_factor(settings.horizon, px, pT, r, alpha, a, b)[:, inv]
+#: Largest draws x (x, T)-pairs table kept in memory for the hypergeometric terms (float64: 320 MB each).
+PAIR_TABLE_MAX_ELEMENTS = 40_000_000
+
+
+def _pair_terms(th, px, pT, settings: PredictionSettings, with_clv: bool):
+    """Hypergeometric terms, which depend on (x, T) only: G(horizon) and the CLV discount factor; (pairs, S)."""
+    r, alpha, a, b = (th[k][None, :] for k in bgnbd.PARAM_NAMES)
+    px, pT = px[:, None], pT[:, None]
+    G = bgnbd._future_factor(settings.horizon, px, pT, r, alpha, a, b)
     D = None
     if with_clv:
         D = clv_discount_factor(
             px, pT, r, alpha, a, b, months=settings.clv_months,
             periods_per_month=settings.periods_per_month, discount_rate=settings.discount_rate,
-        )[:, inv]
-    return p_alive, p_alive * G, D
+        )
+    return G, D
+
+
+class _PairTable:
+    """G and D for every distinct (x, T) pair of the data, computed once in chunks of pairs; falls back to
+    per-chunk evaluation when draws x pairs would exceed :data:`PAIR_TABLE_MAX_ELEMENTS`."""
+
+    def __init__(self, th, x, T, settings: PredictionSettings, with_clv: bool):
+        self.th, self.settings, self.with_clv = th, settings, with_clv
+        pairs, inv = np.unique(np.column_stack([x, T]), axis=0, return_inverse=True)
+        self.row_pair = inv.reshape(-1)
+        S = th["r"].size
+        self.G = self.D = None
+        if S * len(pairs) <= PAIR_TABLE_MAX_ELEMENTS:
+            step = max(1, settings.chunk_elements // S)
+            parts = [_pair_terms(th, pairs[i:i + step, 0], pairs[i:i + step, 1], settings, with_clv)
+                     for i in range(0, len(pairs), step)]
+            self.G = np.concatenate([g for g, _ in parts], axis=0)
+            self.D = np.concatenate([d for _, d in parts], axis=0) if with_clv else None
+
+    def get(self, rows: np.ndarray, x: np.ndarray, T: np.ndarray):
+        if self.G is not None:
+            idx = self.row_pair[rows]
+            return self.G[idx], (self.D[idx] if self.with_clv else None)
+        pairs, inv = np.unique(np.column_stack([x, T]), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        G, D = _pair_terms(self.th, pairs[:, 0], pairs[:, 1], self.settings, self.with_clv)
+        return G[inv], (D[inv] if self.with_clv else None)
 
 
 def predict_customers(
@@ -159,6 +200,8 @@ def predict_customers(
         hold_dur = hold["duration_holdout"].to_numpy(dtype=np.float64)
         hold_freq = hold["frequency_holdout"].to_numpy(dtype=np.float64)
 
+    pairs = _PairTable(draws, rfm.frequency, rfm.T, settings, with_clv)
+
     def put(name: str, idx: np.ndarray, values: np.ndarray) -> None:
         if name not in cols:
             cols[name] = np.empty(n_cust, dtype=np.float64)
@@ -169,26 +212,29 @@ def predict_customers(
         rows, local = np.unique(rfm.inverse[cidx], return_inverse=True)
         local = local.reshape(-1)
         x, t_x, T = rfm.frequency[rows], rfm.recency[rows], rfm.T[rows]
-        p_alive, expected, D = _row_quantities(draws, x, t_x, T, settings, with_clv)
-        for prefix, vals in (("p_alive", p_alive), ("expected_purchases", expected)):
-            for name, v in summarize_draws(vals, prefix).items():
-                put(name, cidx, v[local])
+        r, alpha, a, b = (draws[k][None, :] for k in bgnbd.PARAM_NAMES)
+        p_alive = bgnbd.probability_alive(x[:, None], t_x[:, None], T[:, None], r, alpha, a, b)
+        G, D = pairs.get(rows, x, T)
+        expected = p_alive * G
         if with_clv:
-            xc = rfm.frequency[rows][local]
             spend = gg.conditional_expected_average_spend(
-                xc, rfm.monetary_value[cidx], gdraws["p"][:, None], gdraws["q"][:, None], gdraws["gamma"][:, None]
+                x[local][:, None], rfm.monetary_value[cidx][:, None],
+                *(gdraws[k][None, :] for k in gg.PARAM_NAMES),
             )
-            clv = spend * p_alive[:, local] * D[:, local]
-            for name, v in summarize_draws(spend, "expected_spend").items():
+            clv = spend * p_alive[local] * D[local]
+            for name, v in summarize_draws(spend, "expected_spend", overwrite=True).items():
                 put(name, cidx, v)
-            for name, v in summarize_draws(clv, "clv").items():
+            for name, v in summarize_draws(clv, "clv", overwrite=True).items():
                 put(name, cidx, v)
+        for prefix, vals in (("p_alive", p_alive), ("expected_purchases", expected)):
+            for name, v in summarize_draws(vals, prefix, overwrite=True).items():
+                put(name, cidx, v[local])
         if holdout is not None:
-            r, alpha, a, b = (draws[k][:, None] for k in bgnbd.PARAM_NAMES)
             counts = bgnbd.sample_conditional_purchases(
-                hold_dur[cidx], x[local], t_x[local], T[local], r, alpha, a, b, rng
+                hold_dur[cidx][:, None], x[local][:, None], t_x[local][:, None], T[local][:, None],
+                r, alpha, a, b, rng,
             )
-            for name, v in summarize_draws(counts.astype(np.float64), "pred_holdout").items():
+            for name, v in summarize_draws(counts.astype(np.float64), "pred_holdout", overwrite=True).items():
                 put(name, cidx, v)
 
     out = pd.DataFrame(

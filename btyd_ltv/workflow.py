@@ -80,9 +80,23 @@ def prepare_summary(
     return summary, holdout
 
 
+#: Above this many unique repeat-customer rows, ``precision="auto"`` evaluates the BG/NBD row terms in float32
+#: (about 3x faster at 1M customers; the separable terms and the sum stay float64). See benchmarks/.
+FLOAT32_ROWS_ABOVE = 50_000
+
+
+def row_dtype(precision: str, n_rows: int):
+    """numpy dtype of the per-row likelihood terms for ``precision`` in ``auto | float64 | float32``."""
+    if precision not in ("auto", "float64", "float32"):
+        raise DataValidationError(f"precision must be auto, float64 or float32, got {precision!r}")
+    if precision == "auto":
+        return np.float32 if n_rows > FLOAT32_ROWS_ABOVE else np.float64
+    return np.dtype(precision).type
+
+
 @dataclass(frozen=True)
 class FitOptions:
-    """Sampler settings shared by every fit of a workflow."""
+    """Sampler settings shared by every fit of a workflow (``precision``: see :func:`row_dtype`)."""
 
     method: str = "nuts"
     num_chains: int = 4
@@ -91,6 +105,7 @@ class FitOptions:
     seed: int = 0
     chain_method: str | None = None
     progress_bar: bool | None = None
+    precision: str = "auto"
     bgnbd_priors: bgnbd.BGNBDPriors | None = None
     gamma_gamma_priors: gg.GammaGammaPriors | None = None
 
@@ -193,7 +208,10 @@ def fit_btyd(
     diagnostics: dict[str, Diagnostics] = {}
     bg_idata = g_idata = None
     if kind in ("bgnbd", "clv"):
-        bg_idata = fit(bgnbd, bgnbd.make_data_from_compressed(rfm), priors=options.bgnbd_priors, **common)
+        dtype = row_dtype(options.precision, int(np.count_nonzero(rfm.frequency > 0)))
+        bg_idata = fit(bgnbd, bgnbd.make_data_from_compressed(rfm, dtype=dtype), priors=options.bgnbd_priors,
+                       **common)
+        bg_idata.attrs["row_precision"] = np.dtype(dtype).name
         diagnostics["bgnbd"] = diagnose(bg_idata, bgnbd.PARAM_NAMES)
     if needs_money:
         g_idata = fit(gg, gg.make_data(summary["frequency"], summary["monetary_value"]),
@@ -239,9 +257,9 @@ def predict_from_posterior(posterior, summary: pd.DataFrame, *, settings: Predic
         chunk = max(1, settings.chunk_elements // d["p"].size)
         cols: dict[str, list] = {}
         for s in range(0, n, chunk):
-            v = gg.conditional_expected_average_spend(x[s:s + chunk], m[s:s + chunk], d["p"][:, None],
-                                                      d["q"][:, None], d["gamma"][:, None])
-            for k, col in summarize_draws(v, "expected_spend").items():
+            v = gg.conditional_expected_average_spend(x[s:s + chunk, None], m[s:s + chunk, None],
+                                                      *(d[k][None, :] for k in gg.PARAM_NAMES))
+            for k, col in summarize_draws(v, "expected_spend", overwrite=True).items():
                 cols.setdefault(k, []).append(col)
         for k, parts in cols.items():
             out[k] = np.concatenate(parts)

@@ -38,8 +38,15 @@ PARAM_NAMES: tuple[str, ...] = ("p", "q", "gamma")
 
 
 class GammaGammaData(NamedTuple):
-    """Repeat customers' ``x`` (frequency) and ``zbar`` (mean repeat spend), with weights."""
+    """Repeat customers in sufficient-statistic form.
 
+    Per distinct ``x``: total weight ``x_weight`` and ``x_logz = sum w log zbar``; per row (distinct
+    ``(x, zbar)``): ``x``, ``zbar``, ``weights`` for the one term that couples them, ``log(gamma + x zbar)``.
+    """
+
+    x_levels: jnp.ndarray
+    x_weight: jnp.ndarray
+    x_logz: jnp.ndarray
     x: jnp.ndarray
     zbar: jnp.ndarray
     weights: jnp.ndarray
@@ -69,7 +76,12 @@ def make_data(frequency, monetary_value, weights=None) -> GammaGammaData:
         )
     rows, inv = np.unique(np.column_stack([x[keep], m[keep]]), axis=0, return_inverse=True)
     wsum = np.bincount(inv.reshape(-1), weights=w[keep])
+    x_levels, x_inv = np.unique(rows[:, 0], return_inverse=True)
+    x_inv = x_inv.reshape(-1)
     return GammaGammaData(
+        x_levels=jnp.asarray(x_levels),
+        x_weight=jnp.asarray(np.bincount(x_inv, weights=wsum)),
+        x_logz=jnp.asarray(np.bincount(x_inv, weights=wsum * np.log(rows[:, 1]))),
         x=jnp.asarray(rows[:, 0]),
         zbar=jnp.asarray(rows[:, 1]),
         weights=jnp.asarray(wsum),
@@ -77,14 +89,14 @@ def make_data(frequency, monetary_value, weights=None) -> GammaGammaData:
     )
 
 
-def log_likelihood_rows(p, q, gamma, data: GammaGammaData) -> jnp.ndarray:
-    """Per-row log density of ``zbar`` given ``x`` (Fader & Hardie 2013, eq. 3).
+def log_likelihood_rows(p, q, gamma, x, zbar) -> jnp.ndarray:
+    """Per-customer log density of ``zbar`` given ``x`` (Fader & Hardie 2013, eq. 3), elementwise.
 
     .. math::
         \\log f(\\bar z \\mid x) = \\log\\Gamma(px+q) - \\log\\Gamma(px) - \\log\\Gamma(q) + q\\log\\gamma
           + px\\log x + (px-1)\\log\\bar z - (px+q)\\log(\\gamma + x\\bar z)
     """
-    x, z = data.x, data.zbar
+    x, z = jnp.asarray(x, dtype=jnp.float64), jnp.asarray(zbar, dtype=jnp.float64)
     px = p * x
     return (
         gammaln(px + q)
@@ -98,8 +110,15 @@ def log_likelihood_rows(p, q, gamma, data: GammaGammaData) -> jnp.ndarray:
 
 
 def log_likelihood(p, q, gamma, data: GammaGammaData) -> jnp.ndarray:
-    """Weighted total Gamma-Gamma log-likelihood."""
-    return jnp.sum(data.weights * log_likelihood_rows(p, q, gamma, data))
+    """Weighted total Gamma-Gamma log-likelihood from sufficient statistics: the gamma-function and
+    ``px log x`` terms per distinct ``x``, ``sum w (px-1) log zbar`` from ``x_logz``, and one log per row."""
+    xl = data.x_levels
+    pxl = p * xl
+    per_x = data.x_weight * (gammaln(pxl + q) - gammaln(pxl) - gammaln(q) + q * jnp.log(gamma) + pxl * jnp.log(xl))
+    per_x = per_x + (pxl - 1.0) * data.x_logz
+    px = p * data.x
+    rows = data.weights * (px + q) * jnp.log(gamma + data.x * data.zbar)
+    return jnp.sum(per_x) - jnp.sum(rows)
 
 
 @dataclass(frozen=True)
