@@ -191,6 +191,7 @@ def main() -> None:
             cached = run_worker(size, cache_dir=cache)
         f64 = run_worker(size, precision="float64") if cold["dtype"] != "float64" else None
         seq = run_worker(size, chain_method="sequential") if size != "1e6" else None
+        vec = run_worker(size, chain_method="vectorized") if size != "1e6" else None
         lt = run_lifetimes(summary)
         anchors = []
         if not args.skip_pymc:
@@ -224,6 +225,8 @@ def main() -> None:
             row("btyd_ltv NUTS, float64 rows, compile included", f64)
         if seq:
             row("btyd_ltv NUTS, chain_method=sequential, compile included", seq)
+        if vec:
+            row("btyd_ltv NUTS, chain_method=vectorized, compile included", vec)
         for name, r in anchors:
             row(name, r)
         rows.append(f"| {label} | | lifetimes MLE (point estimate, no posterior) | {lt['wall']:.1f} | | | | | |")

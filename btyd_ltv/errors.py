@@ -15,5 +15,9 @@ class DataValidationError(BtydError, ValueError):
     """Input data violates a model's assumptions (missing column, NaN, ``recency > T``, ...)."""
 
 
+class FitError(BtydError, RuntimeError):
+    """A fit could not be carried out (e.g. MAP found no finite mode, the Laplace Hessian is singular)."""
+
+
 class SamplingWarning(UserWarning):
     """Raised as a warning when MCMC diagnostics fail: divergences, R-hat > 1.01 or ESS < 400."""

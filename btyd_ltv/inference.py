@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import constrain_fn, initialize_model, log_density
 
-from btyd_ltv.errors import SamplingWarning
+from btyd_ltv.errors import FitError, SamplingWarning
 
 __all__ = ["fit", "Diagnostics", "diagnose", "default_chain_method", "enable_compilation_cache"]
 
@@ -53,8 +53,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
 def default_chain_method(num_chains: int) -> str:
     """Chain method: ``parallel`` when there is one device per chain (GPUs, or CPU with
     ``numpyro.set_host_device_count``), otherwise ``vectorized`` on accelerators and ``sequential`` on CPU.
-    The CLI sets the host device count before JAX starts; see benchmarks/bench_chain_method.py for the
-    measurements behind this choice.
+    The CLI sets the host device count before JAX starts; see benchmarks/bench_fit.py (sequential /
+    vectorized / parallel rows) for the measurements behind this choice.
     """
     if num_chains <= 1:
         return "sequential"
@@ -83,17 +83,20 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | tuple[str, ...]) ->
     var_names = list(var_names)
     if idata.attrs.get("method", "nuts") != "nuts":
         return Diagnostics(np.nan, np.nan, np.nan, 0, [])
-    summ = az.summary(idata, var_names=var_names, kind="diagnostics")
-    max_rhat = float(summ["r_hat"].max())
+    summ = az.summary(idata, var_names=var_names, kind="diagnostics", round_to="none")
+    n_chains = idata.posterior.sizes["chain"]
+    max_rhat = float(summ["r_hat"].max()) if n_chains > 1 else float("nan")
     min_bulk = float(summ["ess_bulk"].min())
     min_tail = float(summ["ess_tail"].min())
     div = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
     msgs = []
-    if not np.isfinite(max_rhat) or max_rhat > RHAT_MAX:
-        worst = summ["r_hat"].idxmax()
+    if n_chains < 2:
+        msgs.append("R-hat needs at least 2 chains: convergence was not checked; run --chains 4")
+    elif not np.isfinite(max_rhat) or max_rhat > RHAT_MAX:
+        worst = summ["r_hat"].fillna(np.inf).idxmax()
         msgs.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} for '{worst}': chains disagree; run more warmup/draws")
     if min_bulk < ESS_MIN or min_tail < ESS_MIN:
-        worst = summ[["ess_bulk", "ess_tail"]].min(axis=1).idxmin()
+        worst = summ[["ess_bulk", "ess_tail"]].min(axis=1).fillna(-np.inf).idxmin()
         msgs.append(
             f"ESS bulk {min_bulk:.0f} / tail {min_tail:.0f} < {ESS_MIN} for '{worst}': intervals are unreliable; "
             "run more draws or chains"
@@ -174,7 +177,7 @@ def fit(
         raise ValueError(f"method must be 'nuts' or 'map', got {method!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # arviz: "default dims ... added automatically"
-        idata.add_groups(constant_data={k: np.asarray(v) for k, v in data._asdict().items() if np.ndim(v) > 0})
+        idata.add_groups(constant_data=_constant_data(data))
     idata.attrs.update(
         {
             "model": module.__name__.rsplit(".", 1)[-1],
@@ -191,6 +194,15 @@ def fit(
         for msg in diag.messages:
             warnings.warn(msg, SamplingWarning, stacklevel=2)
     return idata
+
+
+def _constant_data(data):
+    """The likelihood's data tuple as an xarray Dataset, each array on its own dimension, scalars as attrs."""
+    import xarray as xr
+
+    fields = data._asdict()
+    arrays = {k: (f"{k}_dim", np.asarray(v)) for k, v in fields.items() if np.ndim(v) > 0}
+    return xr.Dataset(arrays, attrs={k: float(v) for k, v in fields.items() if np.ndim(v) == 0})
 
 
 def _to_idata(samples: dict, extra: dict | None = None) -> az.InferenceData:
@@ -231,14 +243,16 @@ def _fit_map(model, model_kwargs: dict, key, num_samples: int) -> az.InferenceDa
 
     res = scipy.optimize.minimize(fun, np.asarray(flat0), jac=True, method="L-BFGS-B",
                                   options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-9})
-    if not res.success and not np.all(np.isfinite(res.x)):
-        raise RuntimeError(f"MAP optimisation failed: {res.message}")
+    if not np.all(np.isfinite(res.x)) or not np.isfinite(res.fun):
+        raise FitError(f"MAP optimisation failed ({res.message}); the data may be too few to identify the model")
+    # L-BFGS-B may stop "abnormally" when gtol is unreachable in floating point at the optimum itself.
+    converged = bool(res.success) or float(np.max(np.abs(res.jac))) < 1e-6 * max(1.0, abs(float(res.fun)))
     hess = np.asarray(jax.hessian(neg_log_density)(jnp.asarray(res.x)))
     try:
         cov = np.linalg.inv(hess)
         chol = np.linalg.cholesky(0.5 * (cov + cov.T))
     except np.linalg.LinAlgError as err:
-        raise RuntimeError(
+        raise FitError(
             "MAP: the Hessian at the mode is not positive definite, so the Laplace approximation is undefined; "
             "use NUTS"
         ) from err
@@ -250,7 +264,7 @@ def _fit_map(model, model_kwargs: dict, key, num_samples: int) -> az.InferenceDa
     draws = constrain(jnp.asarray(draws_u))
     mode = constrain_fn(model, (), model_kwargs, unravel(jnp.asarray(res.x)), return_deterministic=True)
     idata = _to_idata({k: np.asarray(v)[None, ...] for k, v in draws.items()})
-    idata.attrs["map_converged"] = int(bool(res.success))
+    idata.attrs["map_converged"] = int(converged)
     idata.attrs["map_iterations"] = int(res.nit)
     for k, v in mode.items():
         if np.ndim(v) == 0:

@@ -88,5 +88,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
         return pd.read_csv(path)
+    except ImportError as err:
+        raise DataValidationError(
+            f"cannot read {str(path)!r}: Parquet needs pyarrow (`pip install pyarrow`), or convert it to CSV"
+        ) from err
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataValidationError(f"could not read {str(path)!r}: {err}") from err

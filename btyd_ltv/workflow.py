@@ -52,6 +52,7 @@ def prepare_summary(
     :func:`~btyd_ltv.data.transactions.calibration_and_holdout` (columns renamed to the summary names).
     """
     from btyd_ltv.data.transactions import calibration_and_holdout, summary_from_transactions
+    from btyd_ltv.data.validate import validate_transactions
 
     if all(c in table.columns for c in SUMMARY_COLUMNS):
         if calibration_end is not None:
@@ -61,6 +62,10 @@ def prepare_summary(
             )
         summary = table.set_index(customer_col) if customer_col in table.columns else table
         return summary, None
+    if observation_end is not None:
+        # an explicit end of observation must not silently drop later transactions
+        validate_transactions(table, customer_col, date_col, amount_col, observation_end=observation_end,
+                              datetime_format=datetime_format)
     if calibration_end is None:
         summary = summary_from_transactions(
             table, customer_col, date_col, amount_col, observation_end=observation_end, freq=freq,
@@ -159,6 +164,10 @@ def merge_posteriors(bg, g) -> object:
     groups["constant_data"] = xr.merge([const, gconst])
     merged = az.InferenceData(**groups)
     merged.attrs.update(bg.attrs)
+    merged.attrs.update({k: v for k, v in g.attrs.items() if k.startswith("map_") and k[4:] in g.posterior})
+    for k in ("map_converged", "map_iterations"):
+        if k in g.attrs:
+            merged.attrs[f"gamma_gamma_{k}"] = g.attrs[k]
     merged.attrs["model"] = "clv"
     return merged
 

@@ -89,6 +89,8 @@ def fit_command(
     def pick(value, attr, fallback):
         if value is not None:
             return value
+        if info is not None and info.kind != "transactions" and attr in ("calibration_end", "observation_end"):
+            return fallback  # a summary data set is already split
         if info is not None and getattr(info, attr, None) is not None:
             return getattr(info, attr)
         return fallback

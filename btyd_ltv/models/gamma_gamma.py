@@ -40,15 +40,17 @@ PARAM_NAMES: tuple[str, ...] = ("p", "q", "gamma")
 class GammaGammaData(NamedTuple):
     """Repeat customers in sufficient-statistic form.
 
-    Per distinct ``x``: total weight ``x_weight`` and ``x_logz = sum w log zbar``; per row (distinct
-    ``(x, zbar)``): ``x``, ``zbar``, ``weights`` for the one term that couples them, ``log(gamma + x zbar)``.
+    Per distinct ``x``: total weight ``x_weight``. Data constants: ``sum_logz = sum w log zbar`` and
+    ``sum_logxz = sum w log(x zbar)``. Per row (distinct ``(x, zbar)``): ``x``, ``xz = x zbar``, ``weights``
+    for the one coupled term, ``log1p(gamma / (x zbar))``.
     """
 
     x_levels: jnp.ndarray
     x_weight: jnp.ndarray
-    x_logz: jnp.ndarray
+    sum_logz: float
+    sum_logxz: float
     x: jnp.ndarray
-    zbar: jnp.ndarray
+    xz: jnp.ndarray
     weights: jnp.ndarray
     spend_scale: float
 
@@ -77,16 +79,34 @@ def make_data(frequency, monetary_value, weights=None) -> GammaGammaData:
     rows, inv = np.unique(np.column_stack([x[keep], m[keep]]), axis=0, return_inverse=True)
     wsum = np.bincount(inv.reshape(-1), weights=w[keep])
     x_levels, x_inv = np.unique(rows[:, 0], return_inverse=True)
-    x_inv = x_inv.reshape(-1)
+    xz = rows[:, 0] * rows[:, 1]
     return GammaGammaData(
         x_levels=jnp.asarray(x_levels),
-        x_weight=jnp.asarray(np.bincount(x_inv, weights=wsum)),
-        x_logz=jnp.asarray(np.bincount(x_inv, weights=wsum * np.log(rows[:, 1]))),
+        x_weight=jnp.asarray(np.bincount(x_inv.reshape(-1), weights=wsum)),
+        sum_logz=float(np.sum(wsum * np.log(rows[:, 1]))),
+        sum_logxz=float(np.sum(wsum * np.log(xz))),
         x=jnp.asarray(rows[:, 0]),
-        zbar=jnp.asarray(rows[:, 1]),
+        xz=jnp.asarray(xz),
         weights=jnp.asarray(wsum),
         spend_scale=float(np.average(rows[:, 1], weights=wsum)),
     )
+
+
+#: Above this argument :func:`_lgamma_ratio` uses Stirling's series (error below 1e-20 there).
+_STIRLING_FROM = 1e4
+
+
+def _lgamma_ratio(z, q):
+    """``log Gamma(z + q) - log Gamma(z)`` without cancellation for large ``z``.
+
+    For ``z > 1e4``: Stirling, ``q log(z+q) + (z - 1/2) log1p(q/z) - q + (1/(z+q) - 1/z) / 12``.
+    """
+    big = z > _STIRLING_FROM
+    zs = jnp.where(big, z, _STIRLING_FROM)
+    stirling = q * jnp.log(zs + q) + (zs - 0.5) * jnp.log1p(q / zs) - q + (1.0 / (zs + q) - 1.0 / zs) / 12.0
+    zd = jnp.where(big, 1.0, z)
+    direct = gammaln(zd + q) - gammaln(zd)
+    return jnp.where(big, stirling, direct)
 
 
 def log_likelihood_rows(p, q, gamma, x, zbar) -> jnp.ndarray:
@@ -110,15 +130,20 @@ def log_likelihood_rows(p, q, gamma, x, zbar) -> jnp.ndarray:
 
 
 def log_likelihood(p, q, gamma, data: GammaGammaData) -> jnp.ndarray:
-    """Weighted total Gamma-Gamma log-likelihood from sufficient statistics: the gamma-function and
-    ``px log x`` terms per distinct ``x``, ``sum w (px-1) log zbar`` from ``x_logz``, and one log per row."""
-    xl = data.x_levels
-    pxl = p * xl
-    per_x = data.x_weight * (gammaln(pxl + q) - gammaln(pxl) - gammaln(q) + q * jnp.log(gamma) + pxl * jnp.log(xl))
-    per_x = per_x + (pxl - 1.0) * data.x_logz
-    px = p * data.x
-    rows = data.weights * (px + q) * jnp.log(gamma + data.x * data.zbar)
-    return jnp.sum(per_x) - jnp.sum(rows)
+    """Weighted total Gamma-Gamma log-likelihood (Fader & Hardie 2013, eq. 3), rearranged to stay exact far
+    along the ``p -> inf`` ridge:
+
+    .. math::
+        \\log f = \\log\\frac{\\Gamma(px+q)}{\\Gamma(px)} - \\log\\Gamma(q) + q\\log\\gamma - \\log\\bar z
+          - q\\log(x\\bar z) - (px+q)\\log\\big(1 + \\gamma / (x\\bar z)\\big)
+
+    The first three terms are summed per distinct ``x``, ``log zbar`` and ``log(x zbar)`` are data constants,
+    and one ``log1p`` per row remains.
+    """
+    pxl = p * data.x_levels
+    per_x = jnp.sum(data.x_weight * (_lgamma_ratio(pxl, q) - gammaln(q) + q * jnp.log(gamma)))
+    rows = jnp.sum(data.weights * (p * data.x + q) * jnp.log1p(gamma / data.xz))
+    return per_x - data.sum_logz - q * data.sum_logxz - rows
 
 
 @dataclass(frozen=True)

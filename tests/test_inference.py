@@ -1,0 +1,218 @@
+"""fit(): reproducibility from the seed, InferenceData layout, MAP attributes, diagnostics and warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from btyd_ltv.data.compress import compress_rfm
+from btyd_ltv.data.simulate import cdnow_like_T, simulate_bgnbd
+from btyd_ltv.errors import SamplingWarning
+from btyd_ltv.inference import RHAT_MAX, ESS_MIN, default_chain_method, diagnose, fit
+from btyd_ltv.models import bgnbd
+from btyd_ltv.models import gamma_gamma as gg
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+SMALL = dict(num_chains=1, num_warmup=100, num_samples=100, progress_bar=False, warn=False)
+
+
+@pytest.fixture(scope="module")
+def small_bgnbd_data():
+    sim = simulate_bgnbd(300, r=0.5, alpha=6.0, a=1.2, b=3.0, T=cdnow_like_T(300, seed=1), seed=1)
+    return bgnbd.make_data_from_compressed(compress_rfm(sim.set_index("customer_id")))
+
+
+@pytest.fixture(scope="module")
+def seed0(small_bgnbd_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplingWarning)  # 100 draws fail the diagnostics; warn=False is quiet
+        return fit(bgnbd, small_bgnbd_data, seed=0, **SMALL)
+
+
+def test_same_seed_gives_bit_identical_posterior(small_bgnbd_data, seed0):
+    again = fit("bgnbd", small_bgnbd_data, seed=0, **SMALL)
+    for k in seed0.posterior.data_vars:
+        np.testing.assert_array_equal(again.posterior[k].values, seed0.posterior[k].values)
+    for k in seed0.sample_stats.data_vars:
+        np.testing.assert_array_equal(again.sample_stats[k].values, seed0.sample_stats[k].values)
+
+
+def test_different_seed_gives_a_different_posterior(small_bgnbd_data, seed0):
+    other = fit(bgnbd, small_bgnbd_data, seed=1, **SMALL)
+    assert not np.array_equal(other.posterior["r"].values, seed0.posterior["r"].values)
+    # ... but of the same distribution: the posterior means agree within a few Monte Carlo standard errors
+    for k in ("r", "alpha"):
+        a, b = seed0.posterior[k].values.ravel(), other.posterior[k].values.ravel()
+        assert abs(a.mean() - b.mean()) < 0.5 * (a.std() + b.std())
+
+
+def test_inference_data_layout(small_bgnbd_data, seed0):
+    idata = seed0
+    assert set(idata.groups()) == {"posterior", "sample_stats", "constant_data"}
+    post = idata.posterior
+    assert post.sizes["chain"] == 1 and post.sizes["draw"] == 100
+    # sampled sites and deterministic a, b
+    assert set(post.data_vars) == {"r", "alpha", "phi_dropout", "kappa_dropout", "a", "b"}
+    np.testing.assert_allclose(post["a"], post["phi_dropout"] * post["kappa_dropout"], rtol=1e-12)
+    np.testing.assert_allclose(post["b"], (1 - post["phi_dropout"]) * post["kappa_dropout"], rtol=1e-12)
+    assert {"diverging", "energy", "lp", "n_steps", "acceptance_rate", "step_size"} <= set(idata.sample_stats.data_vars)
+    assert idata.sample_stats["diverging"].dtype == bool
+    assert {"x", "t_x", "T", "weights", "x_levels", "x_weight", "T_levels"} <= set(idata.constant_data.data_vars)
+    assert idata.attrs["model"] == "bgnbd"
+    assert idata.attrs["method"] == "nuts"
+    assert idata.attrs["seed"] == 0
+    assert idata.attrs["num_chains"] == 1
+    assert idata.attrs["num_warmup"] == 100
+    assert idata.attrs["num_samples"] == 100
+    assert idata.attrs["priors"] == "default"
+    assert idata.attrs["chain_method"] == "sequential"
+
+
+def test_constant_data_holds_the_likelihood_data(small_bgnbd_data, seed0):
+    """constant_data records the data the posterior was fitted to: each array verbatim, with its own dimension
+    (no chain/draw dimensions, no NaN padding to a common length)."""
+    const = seed0.constant_data
+    for k in ("x", "t_x", "T", "weights", "x_levels", "x_weight", "T_levels", "T_weight"):
+        ref = np.asarray(getattr(small_bgnbd_data, k))
+        assert "chain" not in const[k].dims and "draw" not in const[k].dims, (k, const[k].dims)
+        np.testing.assert_array_equal(const[k].values, ref)
+
+
+def test_lp_is_the_log_density(small_bgnbd_data, seed0):
+    """sample_stats.lp is minus NumPyro's potential energy: log prior + log likelihood in unconstrained space
+    (log-Jacobian included); check its likelihood part moves with the draws by recomputing at two draws."""
+    from numpyro.infer.util import log_density
+
+    post = seed0.posterior
+    lp = seed0.sample_stats["lp"].values[0]
+    diffs = []
+    for i in (0, 99):
+        params = {k: float(post[k].values[0, i]) for k in ("r", "alpha", "phi_dropout", "kappa_dropout")}
+        ld, _ = log_density(bgnbd.model, (), {"data": small_bgnbd_data}, params)
+        # Jacobian of the unconstraining transforms: log r + log alpha + log(phi(1-phi)) + log(kappa - 1)
+        phi, kappa = params["phi_dropout"], params["kappa_dropout"]
+        jac = np.log(params["r"]) + np.log(params["alpha"]) + np.log(phi * (1 - phi)) + np.log(kappa - 1.0)
+        diffs.append(float(ld) + jac - lp[i])
+    np.testing.assert_allclose(diffs, 0.0, atol=1e-6)
+
+
+def test_map_result():
+    data = gg.make_data([1, 2, 3, 5, 1, 2, 4, 1], [10.0, 20.0, 5.0, 12.0, 30.0, 8.0, 15.0, 22.0])
+    idata = fit("gamma-gamma", data, method="map", num_samples=4000, seed=4, num_chains=4, num_warmup=50)
+    assert set(idata.groups()) == {"posterior", "constant_data"}
+    assert idata.posterior.sizes["chain"] == 1 and idata.posterior.sizes["draw"] == 4000
+    assert idata.attrs["model"] == "gamma_gamma" and idata.attrs["method"] == "map" and idata.attrs["seed"] == 4
+    assert idata.attrs["num_chains"] == 1 and idata.attrs["num_warmup"] == 0 and idata.attrs["num_samples"] == 4000
+    assert idata.attrs["map_converged"] == 1 and idata.attrs["map_iterations"] > 0
+    for k in ("p", "q_minus_1", "mean_spend", "q", "gamma"):
+        assert np.isfinite(idata.attrs[f"map_{k}"]) and idata.attrs[f"map_{k}"] > 0
+    # deterministic sites at the mode are functions of the mode
+    a = idata.attrs
+    assert a["map_q"] == pytest.approx(1.0 + a["map_q_minus_1"], rel=1e-12)
+    assert a["map_gamma"] == pytest.approx(a["map_mean_spend"] * a["map_q_minus_1"] / a["map_p"], rel=1e-12)
+    # Laplace draws are normal in log space around the mode: the median of every sampled site is its mode
+    for k in ("p", "q_minus_1", "mean_spend"):
+        assert float(np.median(idata.posterior[k])) == pytest.approx(a[f"map_{k}"], rel=0.05)
+    # MAP skips the MCMC diagnostics
+    d = diagnose(idata, gg.PARAM_NAMES)
+    assert d.ok and d.divergences == 0 and np.isnan(d.max_rhat)
+
+
+def test_flat_priors_with_nuts_raise(small_bgnbd_data):
+    with pytest.raises(ValueError, match="flat priors"):
+        fit(bgnbd, small_bgnbd_data, priors=bgnbd.BGNBDPriors(kind="flat"), method="nuts")
+    data = gg.make_data([1, 2], [10.0, 20.0])
+    with pytest.raises(ValueError, match="flat priors"):
+        fit(gg, data, priors=gg.GammaGammaPriors(kind="flat"))
+
+
+def test_unknown_method_and_model(small_bgnbd_data):
+    with pytest.raises(ValueError, match="method"):
+        fit(bgnbd, small_bgnbd_data, method="vi")
+    with pytest.raises(ValueError, match="unknown model"):
+        fit("pareto-nbd", small_bgnbd_data)
+
+
+def _fake_nuts(chains: list[np.ndarray], diverging: int = 0) -> az.InferenceData:
+    post = np.stack(chains)
+    div = np.zeros(post.shape, dtype=bool)
+    div.flat[:diverging] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.from_dict(posterior={"r": post, "alpha": post + 3.0}, sample_stats={"diverging": div},
+                            attrs={"method": "nuts"})
+
+
+def test_diagnose_single_chain_fit(seed0):
+    """One NUTS chain: R-hat is undefined (NaN); diagnose must report it, not crash (fit(num_chains=1) with the
+    default warn=True calls it)."""
+    assert seed0.posterior.sizes["chain"] == 1
+    d = diagnose(seed0, bgnbd.PARAM_NAMES)
+    assert not d.ok
+    assert d.min_ess_bulk < ESS_MIN  # 100 draws
+
+
+def test_diagnose_passes_well_mixed_iid_chains():
+    rng = np.random.default_rng(0)
+    idata = _fake_nuts([rng.standard_normal(1000) for _ in range(4)])
+    d = diagnose(idata, ["r", "alpha"])
+    assert d.ok and d.messages == []
+    assert d.max_rhat == pytest.approx(float(az.rhat(idata)["r"]), abs=0.005)
+    assert d.min_ess_bulk == pytest.approx(min(float(az.ess(idata, method="bulk")[k]) for k in ("r", "alpha")), abs=0.5)
+    assert d.max_rhat < RHAT_MAX and d.min_ess_bulk > ESS_MIN and d.divergences == 0
+
+
+def test_diagnose_flags_disagreeing_chains_and_divergences():
+    rng = np.random.default_rng(1)
+    idata = _fake_nuts([rng.standard_normal(1000), 5.0 + rng.standard_normal(1000)], diverging=3)
+    d = diagnose(idata, ["r", "alpha"])
+    assert not d.ok
+    assert d.max_rhat > 1.5 and d.divergences == 3
+    assert len(d.messages) == 3
+    assert "R-hat" in d.messages[0] and "ESS" in d.messages[1] and "3 divergent" in d.messages[2]
+
+
+def test_diagnose_flags_low_ess_only():
+    rng = np.random.default_rng(2)
+    idata = _fake_nuts([rng.standard_normal(60) for _ in range(4)])  # ESS ~ 240 < 400
+    d = diagnose(idata, ["r"])
+    assert len(d.messages) == 1 and d.messages[0].startswith("ESS bulk")
+    assert d.min_ess_bulk < ESS_MIN
+
+
+def test_diagnose_flags_rhat_just_above_the_threshold():
+    """R-hat 1.012 > 1.01 must be flagged (az.summary rounds R-hat to 2 decimals by default, which would hide
+    values up to 1.015)."""
+    rng = np.random.default_rng(5)
+    idata = _fake_nuts([rng.standard_normal(2000) + o for o in (-0.2, -0.2 / 3, 0.2 / 3, 0.2)])
+    rhat = float(az.rhat(idata)["r"])
+    assert 1.011 < rhat < 1.013
+    d = diagnose(idata, ["r"])
+    assert d.max_rhat == pytest.approx(rhat, rel=1e-9)
+    assert any(m.startswith("R-hat") for m in d.messages)
+
+
+def test_tiny_run_warns(small_bgnbd_data):
+    with pytest.warns(SamplingWarning, match="ESS") as record:
+        idata = fit(bgnbd, small_bgnbd_data, num_chains=2, num_warmup=20, num_samples=20, seed=3,
+                    progress_bar=False, warn=True)
+    d = diagnose(idata, bgnbd.PARAM_NAMES)
+    assert not d.ok and d.min_ess_bulk < ESS_MIN
+    assert [str(w.message) for w in record if w.category is SamplingWarning] == d.messages
+
+
+def test_default_chain_method():
+    import jax
+
+    assert default_chain_method(1) == "sequential"
+    n = jax.local_device_count()
+    assert default_chain_method(n) == ("parallel" if n > 1 else "sequential")
+    if jax.default_backend() == "cpu":
+        assert default_chain_method(n + 1) == "sequential"
+    else:
+        assert default_chain_method(n + 1) == "vectorized"
