@@ -234,6 +234,8 @@ def main() -> None:
         means = " ".join(f"{k}={cold['means'][k]:.4g}" for k in NAMES)
         lines_note = f"- {label}: btyd_ltv posterior means {means}; lifetimes MLE " + " ".join(
             f"{k}={lt['means'][k]:.4g}" for k in NAMES) + f"; btyd_ltv peak RSS {cold['peak_rss_mb']:.0f} MB"
+        if f64:
+            lines_note += "; float64-row posterior means " + " ".join(f"{k}={f64['means'][k]:.4g}" for k in NAMES)
         notes.append(lines_note)
         print("\n".join(rows + [lines_note]), flush=True)
     text = "\n".join(lines + [""] + notes)
