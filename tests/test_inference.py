@@ -94,9 +94,9 @@ def test_lp_is_the_log_density(small_bgnbd_data, seed0):
     for i in (0, 99):
         params = {k: float(post[k].values[0, i]) for k in ("r", "alpha", "phi_dropout", "kappa_dropout")}
         ld, _ = log_density(bgnbd.model, (), {"data": small_bgnbd_data}, params)
-        # Jacobian of the unconstraining transforms: log r + log alpha + log(phi(1-phi)) + log(kappa - 1)
+        # Jacobian of the unconstraining transforms: log r + log alpha + log(phi(1-phi)) + log(kappa)
         phi, kappa = params["phi_dropout"], params["kappa_dropout"]
-        jac = np.log(params["r"]) + np.log(params["alpha"]) + np.log(phi * (1 - phi)) + np.log(kappa - 1.0)
+        jac = np.log(params["r"]) + np.log(params["alpha"]) + np.log(phi * (1 - phi)) + np.log(kappa)
         diffs.append(float(ld) + jac - lp[i])
     np.testing.assert_allclose(diffs, 0.0, atol=1e-6)
 
