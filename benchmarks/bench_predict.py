@@ -69,8 +69,12 @@ def main() -> None:
 
         bgf = BetaGeoFitter()
         bgf.params_ = __import__("pandas").Series({k: float(bg.posterior[k].mean()) for k in bgnbd.PARAM_NAMES})
+        bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time  # alias lifetimes sets in fit()
         ggf = GammaGammaFitter()
-        ggf.params_ = __import__("pandas").Series({k: float(g.posterior[k].mean()) for k in gg.PARAM_NAMES})
+        # lifetimes calls the Gamma-Gamma scale parameter "v"
+        ggf.params_ = __import__("pandas").Series(
+            {"p": float(g.posterior["p"].mean()), "q": float(g.posterior["q"].mean()),
+             "v": float(g.posterior["gamma"].mean())})
         t0 = time.perf_counter()
         bgf.conditional_probability_alive(summary["frequency"], summary["recency"], summary["T"])
         bgf.conditional_expected_number_of_purchases_up_to_time(52, summary["frequency"], summary["recency"],

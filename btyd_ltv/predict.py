@@ -105,7 +105,8 @@ class PredictionSettings:
     clv_months, discount_rate, periods_per_month : CLV definition (lifetimes': monthly discount rate).
     max_draws : evenly thin the posterior to this many draws (``None``: all).
     chunk_elements : draws x rows evaluated at once (memory bound: 4M float64 = 32 MB per array).
-    seed : for the posterior predictive holdout counts.
+    seed : for the posterior predictive holdout counts (their random draws are laid out by chunk, so the
+        same seed and ``chunk_elements`` reproduce them exactly; another ``chunk_elements`` gives other draws).
     """
 
     horizon: float = 52.0

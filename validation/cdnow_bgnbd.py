@@ -41,29 +41,11 @@ from btyd_ltv.data.compress import compress_rfm  # noqa: E402
 from btyd_ltv.data.datasets import load_dataset  # noqa: E402
 from btyd_ltv.inference import diagnose, fit  # noqa: E402
 from btyd_ltv.models import bgnbd  # noqa: E402
+from _common import md_table, pct  # noqa: E402
 
 # Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way", Marketing Science 24(2), p. 279.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 NAMES = bgnbd.PARAM_NAMES
-
-
-def md_table(df: pd.DataFrame, fmt: str = "{:.4g}") -> str:
-    """A DataFrame as a GitHub markdown table (floats through ``fmt``; index as first column)."""
-    cols = [df.index.name or ""] + [str(c) for c in df.columns]
-
-    def cell(v) -> str:
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else fmt.format(v)
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [cell(v) for v in row]) + " |")
-    return "\n".join(lines)
-
-
-def pct(est: float, ref: float) -> float:
-    return 100.0 * (est - ref) / ref
 
 
 # ------------------------------------------------------------------------------------ half-normal prior model

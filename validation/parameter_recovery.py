@@ -47,6 +47,7 @@ from btyd_ltv.data.simulate import cdnow_like_T, simulate_bgnbd, simulate_gamma_
 from btyd_ltv.inference import diagnose, fit  # noqa: E402
 from btyd_ltv.models import bgnbd  # noqa: E402
 from btyd_ltv.models import gamma_gamma as gg  # noqa: E402
+from _common import md_table  # noqa: E402
 
 BGNBD_SETS: dict[str, dict[str, float]] = {
     "cdnow": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
@@ -70,21 +71,6 @@ GG_SETS: dict[str, dict[str, float]] = {
     "skewed": {"p": 2.0, "q": 5.0, "gamma": 40.0},
     "heavy-tail": {"p": 10.0, "q": 2.5, "gamma": 3.0},
 }
-
-
-def md_table(df: pd.DataFrame, fmt: str = "{:.4g}") -> str:
-    """A DataFrame as a GitHub markdown table (floats through ``fmt``; index as first column)."""
-    cols = [df.index.name or ""] + [str(c) for c in df.columns]
-
-    def cell(v) -> str:
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else fmt.format(v)
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [cell(v) for v in row]) + " |")
-    return "\n".join(lines)
 
 
 def recovery_rows(idata, truth: dict[str, float], label: str, seed: int, seconds: float) -> list[dict]:

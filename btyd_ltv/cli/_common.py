@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import warnings
 from typing import Callable
 
@@ -40,7 +39,3 @@ def handle_errors(func: Callable) -> Callable:
 def echo_table(df, *, floatfmt: str = "{:.4g}") -> None:
     """Print a DataFrame as an aligned text table."""
     typer.echo(df.to_string(float_format=lambda v: floatfmt.format(v)))
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()
