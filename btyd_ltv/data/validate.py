@@ -229,8 +229,9 @@ def validate_summary(
     """Check an RFM summary (one row per customer: frequency ``x``, recency ``t_x``, age ``T``).
 
     The BTYD models (Fader, Hardie & Lee 2005) need, per customer: ``x`` a non-negative integer (repeat
-    purchases), ``0 <= t_x <= T`` (relative slack ``1e-9`` for rounded tables), ``T > 0``, and ``t_x = 0`` when
-    ``x = 0``. With ``monetary_col`` (mean repeat spend ``zbar``, Gamma-Gamma model): ``zbar >= 0`` and
+    purchases), ``0 <= t_x <= T`` (relative slack ``1e-9`` for rounded tables), ``T >= 0`` (``T = 0``, a customer
+    acquired at the observation end, only with ``x = 0``: such a customer's likelihood is 1), and ``t_x = 0``
+    when ``x = 0``. With ``monetary_col`` (mean repeat spend ``zbar``, Gamma-Gamma model): ``zbar >= 0`` and
     ``zbar > 0`` wherever ``x > 0``. All values must be finite numbers.
 
     Returns a copy with the checked columns as ``float64`` (other columns untouched).
@@ -258,9 +259,11 @@ def validate_summary(
              "frequency must be a whole number of repeat purchase periods")
     if (pos := _first(t_x < 0)) is not None:
         fail(recency_col, pos, f"recency {_v(t_x[pos])} < 0", "recency (time of last repeat purchase) must be >= 0")
-    if (pos := _first(T <= 0)) is not None:
-        fail(T_col, pos, f"T {_v(T[pos])} <= 0", "T (time since first purchase) must be > 0; drop customers "
-             "acquired at the observation end")
+    if (pos := _first(T < 0)) is not None:
+        fail(T_col, pos, f"T {_v(T[pos])} < 0", "T (time since first purchase) must be >= 0; check the dates")
+    if (pos := _first((T == 0) & (x > 0))) is not None:
+        fail(T_col, pos, f"T 0 with frequency {_v(x[pos])}",
+             "a customer with repeat purchases must have T > 0; check the first-purchase date")
     if (pos := _first(t_x - T > RECENCY_T_RTOL * np.abs(T))) is not None:
         fail(recency_col, pos, f"recency {_v(t_x[pos])} > T {_v(T[pos])}", "recency must not exceed T")
     if (pos := _first((x == 0) & (t_x > 0))) is not None:

@@ -210,7 +210,8 @@ def test_summary_non_numeric():
         ("frequency", -1, r"column 'frequency' row 17 \(position 2, customer_id=42\): frequency -1.0 < 0"),
         ("frequency", 1.5, r"column 'frequency' row 17 .*frequency 1.5 is not an integer"),
         ("recency", -0.5, r"column 'recency' row 17 .*recency -0.5 < 0"),
-        ("T", 0.0, r"column 'T' row 17 .*T 0.0 <= 0"),
+        ("T", -1.0, r"column 'T' row 17 .*T -1.0 < 0"),
+        ("T", 0.0, r"column 'T' row 17 .*T 0 with frequency 1.0"),
         ("recency", 40.0, r"column 'recency' row 17 \(position 2, customer_id=42\): recency 40.0 > T 38.86; "
                           r"recency must not exceed T"),
         ("monetary_value", -1.0, r"column 'monetary_value' row 17 .*monetary value -1.0 < 0"),
