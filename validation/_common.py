@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
 
@@ -24,3 +26,43 @@ def md_table(df: pd.DataFrame, fmt: str = "{:.4g}") -> str:
 def pct(est: float, ref: float) -> float:
     """Percentage difference of ``est`` from ``ref``."""
     return 100.0 * (est - ref) / ref
+
+
+def sampler_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the NUTS options every CDNOW script takes: --seed, --chains, --tune, --draws."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--tune", type=int, default=1000, help="warmup iterations per chain")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    return parser
+
+
+def sampler_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`btyd_ltv.inference.fit` from :func:`sampler_parser` arguments."""
+    return dict(num_chains=args.chains, num_warmup=args.tune, num_samples=args.draws, seed=args.seed,
+                progress_bar=False, warn=False)
+
+
+def estimate_row(name: str, published: float, lifetimes_mle: float, lifetimes_se: float, idata_map, idata,
+                 hdi) -> dict:
+    """One row of the estimates table: published MLE, lifetimes MLE/SE, our flat-prior MAP (and its Laplace sd),
+    our NUTS mean/sd/94% HDI, and the % differences from the published value."""
+    post = idata.posterior[name].values
+    lo, hi = (float(v) for v in np.asarray(hdi[name]))
+    m = idata_map.attrs[f"map_{name}"]
+    return {
+        "parameter": name,
+        "published": published,
+        "lifetimes MLE": lifetimes_mle,
+        "lifetimes SE": lifetimes_se,
+        "MAP flat": m,
+        "MAP Laplace sd": float(idata_map.posterior[name].std()),
+        "MAP %diff": pct(m, published),
+        "NUTS mean": post.mean(),
+        "NUTS sd": post.std(),
+        "HDI 3%": lo,
+        "HDI 97%": hi,
+        "NUTS %diff": pct(post.mean(), published),
+        "HDI has published": "yes" if lo <= published <= hi else "NO",
+    }

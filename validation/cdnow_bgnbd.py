@@ -23,7 +23,6 @@ import numpyro
 
 numpyro.set_host_device_count(4)  # parallel chains on CPU: before any JAX computation
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
 import warnings  # noqa: E402
@@ -41,7 +40,7 @@ from btyd_ltv.data.compress import compress_rfm  # noqa: E402
 from btyd_ltv.data.datasets import load_dataset  # noqa: E402
 from btyd_ltv.inference import diagnose, fit  # noqa: E402
 from btyd_ltv.models import bgnbd  # noqa: E402
-from _common import md_table, pct  # noqa: E402
+from _common import md_table, pct, sampler_parser, sampler_options, estimate_row  # noqa: E402
 
 # Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way", Marketing Science 24(2), p. 279.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -84,19 +83,14 @@ def diagnostics_row(idata, seconds: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--tune", type=int, default=1000, help="warmup iterations per chain")
-    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    parser = sampler_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--skip-sensitivity", action="store_true", help="only the main comparison")
     args = parser.parse_args()
 
     summary = load_dataset("cdnow-summary").set_index("customer_id")
     x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     data = bgnbd.make_data_from_compressed(compress_rfm(summary))
-    sampler = dict(num_chains=args.chains, num_warmup=args.tune, num_samples=args.draws, seed=args.seed,
-                   progress_bar=False, warn=False)
+    sampler = sampler_options(args)
     print(f"# BG/NBD on CDNOW (2,357 customers, 39-week calibration); NUTS {args.chains} chains x "
           f"{args.tune} warmup x {args.draws} draws, seed {args.seed}\n")
 
@@ -116,26 +110,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     hdi = az.hdi(idata, var_names=list(NAMES), hdi_prob=0.94)
 
-    rows = []
-    for k in NAMES:
-        post = idata.posterior[k].values
-        lo, hi = (float(v) for v in np.asarray(hdi[k]))
-        m = idata_map.attrs[f"map_{k}"]
-        rows.append({
-            "parameter": k,
-            "published": PUBLISHED[k],
-            "lifetimes MLE": bgf.params_[k],
-            "lifetimes SE": lt_se[k],
-            "MAP flat": m,
-            "MAP Laplace sd": float(idata_map.posterior[k].std()),
-            "MAP %diff": pct(m, PUBLISHED[k]),
-            "NUTS mean": post.mean(),
-            "NUTS sd": post.std(),
-            "HDI 3%": lo,
-            "HDI 97%": hi,
-            "NUTS %diff": pct(post.mean(), PUBLISHED[k]),
-            "HDI has published": "yes" if lo <= PUBLISHED[k] <= hi else "NO",
-        })
+    rows = [estimate_row(k, PUBLISHED[k], bgf.params_[k], lt_se[k], idata_map, idata, hdi) for k in NAMES]
     print("## Estimates (default priors for NUTS; %diff against the published MLE)\n")
     print(md_table(pd.DataFrame(rows).set_index("parameter")))
     ll_map = float(bgnbd.log_likelihood(*(idata_map.attrs[f"map_{k}"] for k in NAMES), data))

@@ -23,7 +23,6 @@ import numpyro
 
 numpyro.set_host_device_count(4)  # parallel chains on CPU: before any JAX computation
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -41,7 +40,7 @@ from btyd_ltv.inference import diagnose, fit  # noqa: E402
 from btyd_ltv.models import bgnbd  # noqa: E402
 from btyd_ltv.models import gamma_gamma as gg  # noqa: E402
 from btyd_ltv.predict import PredictionSettings, clv_discount_factor, posterior_draws, predict_customers  # noqa: E402
-from _common import md_table, pct  # noqa: E402
+from _common import md_table, pct, sampler_parser, sampler_options, estimate_row  # noqa: E402
 
 # Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value", http://www.brucehardie.com/notes/025/
 PUBLISHED = {"p": 6.25, "q": 3.74, "gamma": 15.44}
@@ -51,14 +50,9 @@ MONTHS, DISCOUNT, PERIODS_PER_MONTH = 12, 0.01, 4.345  # lifetimes' freq="W" fac
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--tune", type=int, default=1000, help="warmup iterations per chain")
-    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    parser = sampler_parser(__doc__.split("\n\n")[0])
     args = parser.parse_args()
-    sampler = dict(num_chains=args.chains, num_warmup=args.tune, num_samples=args.draws, seed=args.seed,
-                   progress_bar=False, warn=False)
+    sampler = sampler_options(args)
 
     summary = load_dataset("cdnow-summary").set_index("customer_id")
     x, t_x, T, m = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value"))
@@ -78,19 +72,11 @@ def main() -> None:
     g_wall = time.perf_counter() - t0
     hdi = az.hdi(g_idata, var_names=list(NAMES), hdi_prob=0.94)
 
-    rows = []
-    for k in NAMES:
-        post = g_idata.posterior[k].values
-        lo, hi = (float(v) for v in np.asarray(hdi[k]))
-        mk = idata_map.attrs[f"map_{k}"]
-        rows.append({
-            "parameter": k, "published": PUBLISHED[k], "lifetimes MLE": ggf.params_[LIFETIMES_NAMES[k]],
-            "lifetimes SE": lt_se[LIFETIMES_NAMES[k]], "MAP flat": mk,
-            "MAP Laplace sd": float(idata_map.posterior[k].std()), "MAP %diff": pct(mk, PUBLISHED[k]),
-            "NUTS mean": post.mean(), "NUTS sd": post.std(), "HDI 3%": lo, "HDI 97%": hi,
-            "NUTS %diff": pct(post.mean(), PUBLISHED[k]),
-            "HDI has published": "yes" if lo <= PUBLISHED[k] <= hi else "NO",
-        })
+    rows = [
+        estimate_row(k, PUBLISHED[k], ggf.params_[LIFETIMES_NAMES[k]], lt_se[LIFETIMES_NAMES[k]], idata_map, g_idata,
+                     hdi)
+        for k in NAMES
+    ]
     mean_spend_post = gg.expected_average_spend(*(g_idata.posterior[k].values for k in NAMES))
     pub_mean = gg.expected_average_spend(*(PUBLISHED[k] for k in NAMES))
     lo, hi = np.quantile(mean_spend_post, [0.03, 0.97])

@@ -26,7 +26,6 @@ import numpyro
 
 numpyro.set_host_device_count(4)  # parallel chains on CPU: before any JAX computation
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -40,17 +39,13 @@ from btyd_ltv.data.datasets import DATASETS, load_dataset  # noqa: E402
 from btyd_ltv.models import bgnbd  # noqa: E402
 from btyd_ltv.predict import PredictionSettings, posterior_draws  # noqa: E402
 from btyd_ltv.workflow import FitOptions, fit_btyd, prepare_summary  # noqa: E402
-from _common import md_table  # noqa: E402
+from _common import md_table, sampler_parser  # noqa: E402
 
 NAMES = bgnbd.PARAM_NAMES
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--tune", type=int, default=1000, help="warmup iterations per chain")
-    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    parser = sampler_parser(__doc__.split("\n\n")[0])
     args = parser.parse_args()
 
     info = DATASETS["cdnow"]
