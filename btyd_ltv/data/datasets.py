@@ -52,6 +52,19 @@ class DatasetInfo:
     observation_end: str | None = None
 
 
+#: What the two CDNOW transaction logs share: period, source, columns and the FHL (2005) fit defaults (weeks at
+#: daily resolution, 39-week calibration, 39-week holdout).
+_CDNOW_LOG = dict(
+    period="1997-01-01 .. 1998-06-30 (78 weeks; calibration = first 39 weeks, to 1997-09-30)",
+    source=_SOURCE,
+    date_col="date",
+    amount_col="amount",
+    freq="D",
+    freq_multiplier=7,
+    calibration_end="1997-09-30",
+    observation_end="1998-06-30",
+)
+
 DATASETS: dict[str, DatasetInfo] = {
     "cdnow": DatasetInfo(
         name="cdnow",
@@ -64,14 +77,7 @@ DATASETS: dict[str, DatasetInfo] = {
         filename="cdnow_sample.csv.gz",
         n_rows=6919,
         n_customers=2357,
-        period="1997-01-01 .. 1998-06-30 (78 weeks; calibration = first 39 weeks, to 1997-09-30)",
-        source=_SOURCE,
-        date_col="date",
-        amount_col="amount",
-        freq="D",
-        freq_multiplier=7,
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
+        **_CDNOW_LOG,
     ),
     "cdnow-summary": DatasetInfo(
         name="cdnow-summary",
@@ -100,14 +106,7 @@ DATASETS: dict[str, DatasetInfo] = {
         filename="cdnow_master.csv.gz",
         n_rows=69659,
         n_customers=23570,
-        period="1997-01-01 .. 1998-06-30 (78 weeks; calibration = first 39 weeks, to 1997-09-30)",
-        source=_SOURCE,
-        date_col="date",
-        amount_col="amount",
-        freq="D",
-        freq_multiplier=7,
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
+        **_CDNOW_LOG,
     ),
 }
 
