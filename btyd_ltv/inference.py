@@ -30,7 +30,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, log_density
 
 from btyd_ltv.errors import FitError, SamplingWarning
 
-__all__ = ["fit", "Diagnostics", "diagnose", "default_chain_method", "enable_compilation_cache"]
+__all__ = ["fit", "param_names", "Diagnostics", "diagnose", "default_chain_method", "enable_compilation_cache"]
 
 RHAT_MAX = 1.01
 _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "adapt_state.step_size")
@@ -129,6 +129,7 @@ def fit(
     dense_mass: bool = True,
     progress_bar: bool | None = None,
     warn: bool = True,
+    coords: dict | None = None,
 ) -> az.InferenceData:
     """Fit a model family to its data and return an :class:`arviz.InferenceData`.
 
@@ -146,13 +147,16 @@ def fit(
     dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters).
     progress_bar : default: on when stderr is a terminal.
     warn : emit :class:`~btyd_ltv.errors.SamplingWarning` for failed diagnostics.
+    coords : coordinate values for the family's named posterior dimensions (e.g. ``{"feature": [...]}``).
     """
     module = _resolve(family)
     model = module.model
+    dims, all_coords = module.posterior_dims(data) if hasattr(module, "posterior_dims") else ({}, {})
+    all_coords.update(coords or {})
     model_kwargs = {"data": data, "priors": priors}
     key = jax.random.PRNGKey(seed)
     if method == "map":
-        idata = _fit_map(model, model_kwargs, key, num_samples)
+        idata = _fit_map(model, model_kwargs, key, num_samples, dims, all_coords)
     elif method == "nuts":
         if getattr(priors, "kind", "default") == "flat":
             raise ValueError(
@@ -171,7 +175,8 @@ def fit(
             progress_bar=progress_bar,
         )
         mcmc.run(key, extra_fields=_EXTRA_FIELDS, **model_kwargs)
-        idata = _to_idata(mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True))
+        idata = _to_idata(mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True),
+                          dims, all_coords)
         idata.attrs["chain_method"] = chain_method
     else:
         raise ValueError(f"method must be 'nuts' or 'map', got {method!r}")
@@ -190,10 +195,19 @@ def fit(
         }
     )
     if method == "nuts" and warn:
-        diag = diagnose(idata, module.PARAM_NAMES)
+        diag = diagnose(idata, param_names(module, data))
         for msg in diag.messages:
             warnings.warn(msg, SamplingWarning, stacklevel=2)
     return idata
+
+
+def param_names(family: ModuleType | str, data: Any) -> list[str]:
+    """The posterior variables a fit of ``family`` on ``data`` has (``module.param_names(data)`` when the
+    family's variables depend on the data, e.g. ZILN group terms, else ``module.PARAM_NAMES``)."""
+    module = _resolve(family)
+    if hasattr(module, "param_names"):
+        return list(module.param_names(data))
+    return list(module.PARAM_NAMES)
 
 
 def _constant_data(data):
@@ -201,11 +215,15 @@ def _constant_data(data):
     import xarray as xr
 
     fields = data._asdict()
-    arrays = {k: (f"{k}_dim", np.asarray(v)) for k, v in fields.items() if np.ndim(v) > 0}
+    arrays = {
+        k: ((f"{k}_dim",) if np.ndim(v) == 1 else tuple(f"{k}_dim_{i}" for i in range(np.ndim(v))), np.asarray(v))
+        for k, v in fields.items() if np.ndim(v) > 0
+    }
     return xr.Dataset(arrays, attrs={k: float(v) for k, v in fields.items() if np.ndim(v) == 0})
 
 
-def _to_idata(samples: dict, extra: dict | None = None) -> az.InferenceData:
+def _to_idata(samples: dict, extra: dict | None = None, dims: dict | None = None,
+              coords: dict | None = None) -> az.InferenceData:
     posterior = {k: np.asarray(v) for k, v in samples.items()}
     stats = None
     if extra:
@@ -219,10 +237,10 @@ def _to_idata(samples: dict, extra: dict | None = None) -> az.InferenceData:
         }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "default dims chain and draw will be added"
-        return az.from_dict(posterior=posterior, sample_stats=stats)
+        return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims or None, coords=coords or None)
 
 
-def _fit_map(model, model_kwargs: dict, key, num_samples: int) -> az.InferenceData:
+def _fit_map(model, model_kwargs: dict, key, num_samples: int, dims=None, coords=None) -> az.InferenceData:
     """Posterior mode in the constrained space (no Jacobian) found in unconstrained coordinates, then the
     Laplace approximation ``u ~ N(u*, H^-1)`` with ``H`` the Hessian of the negative log density in ``u``."""
     import scipy.optimize
@@ -263,7 +281,7 @@ def _fit_map(model, model_kwargs: dict, key, num_samples: int) -> az.InferenceDa
     )
     draws = constrain(jnp.asarray(draws_u))
     mode = constrain_fn(model, (), model_kwargs, unravel(jnp.asarray(res.x)), return_deterministic=True)
-    idata = _to_idata({k: np.asarray(v)[None, ...] for k, v in draws.items()})
+    idata = _to_idata({k: np.asarray(v)[None, ...] for k, v in draws.items()}, None, dims, coords)
     idata.attrs["map_converged"] = int(converged)
     idata.attrs["map_iterations"] = int(res.nit)
     for k, v in mode.items():

@@ -22,7 +22,7 @@ from btyd_ltv.predict import PredictionSettings, predict_customers
 
 __all__ = [
     "prepare_summary", "FitOptions", "BTYDFit", "fit_btyd", "predict_from_posterior", "params_table", "write_fit",
-    "merge_posteriors", "MODEL_KINDS",
+    "merge_posteriors", "MODEL_KINDS", "ZILNFit", "fit_ziln", "predict_ziln",
 ]
 
 MODEL_KINDS = ("bgnbd", "gamma-gamma", "clv")
@@ -283,11 +283,102 @@ def predict_from_posterior(posterior, summary: pd.DataFrame, *, settings: Predic
     )
 
 
-def write_fit(result: BTYDFit, out_dir: str | Path) -> list[Path]:
-    """Write ``params.csv``, ``customers.csv`` and ``posterior.nc`` to ``out_dir`` (each atomically)."""
+@dataclass
+class ZILNFit:
+    """A Bayesian ZILN regression fit: the encoding, posterior, parameter table, per-customer predictions and
+    population totals (see :func:`fit_ziln`)."""
+
+    design: object
+    posterior: object
+    params: pd.DataFrame
+    customers: pd.DataFrame | None
+    totals: pd.DataFrame | None
+    diagnostics: dict[str, Diagnostics] = field(default_factory=dict)
+    kind: str = "ziln"
+
+
+def fit_ziln(
+    table: pd.DataFrame,
+    target: str,
+    features: list[str] | tuple[str, ...],
+    *,
+    group: str | None = None,
+    log1p: list[str] | tuple[str, ...] = (),
+    categorical: list[str] | tuple[str, ...] = (),
+    options: FitOptions = FitOptions(),
+    priors=None,
+    taus=None,
+    max_draws: int | None = 1000,
+    predict: bool = True,
+) -> ZILNFit:
+    """Fit the Bayesian ZILN revenue regression (:mod:`btyd_ltv.models.ziln`) of ``target`` on ``features``.
+
+    ``table`` has one row per customer (its index is kept as the customer id). ``group`` adds partially pooled
+    cohort/campaign intercepts; ``log1p`` lists spend-like features to log-transform; string columns and those
+    in ``categorical`` are one-hot encoded (:func:`btyd_ltv.data.design.build_design`). With ``predict``, the
+    result holds per-customer posterior predictive summaries of the same table (:func:`predict_ziln`) and the
+    population totals with intervals.
+    """
+    from btyd_ltv.data.design import build_design
+    from btyd_ltv.models import ziln
+
+    design = build_design(table, target, features, group=group, log1p=log1p, categorical=categorical)
+    X, g = design.matrix(table)
+    y = design.target_values(table)
+    data = ziln.make_data(X, y, g, n_groups=len(design.group_levels))
+    coords = {"feature": list(design.columns)}
+    if group is not None:
+        coords["group"] = list(design.group_levels)
+    idata = fit(ziln, data, priors=priors, method=options.method, num_chains=options.num_chains,
+                num_warmup=options.num_warmup, num_samples=options.num_samples, seed=options.seed,
+                chain_method=options.chain_method, progress_bar=options.progress_bar, warn=False, coords=coords)
+    idata.attrs["design"] = design.to_json()
+    names = ziln.param_names(data)
+    diagnostics = {"ziln": diagnose(idata, names)}
+    for msg in diagnostics["ziln"].messages:
+        warnings.warn(f"ziln: {msg}", SamplingWarning, stacklevel=2)
+    table_names = [n for n in names if n not in ("group_p", "group_loc")]
+    params = params_table(idata, table_names)
+    customers = totals = None
+    if predict:
+        customers, totals = predict_ziln(idata, table, taus=taus, max_draws=max_draws, seed=options.seed)
+    return ZILNFit(design, idata, params, customers, totals, diagnostics)
+
+
+def predict_ziln(posterior, table: pd.DataFrame, *, taus=None, max_draws: int | None = 1000,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-customer posterior predictive summaries and population totals of a ZILN posterior for ``table``
+    (encoded with the design stored in the posterior). Columns: the target (when present), ``prediction``
+    (predictive mean), ``p_positive``, quantiles ``qNN``, ``expected_q05`` / ``expected_q95``. Totals: rows
+    ``expected`` and ``predictive`` (:func:`btyd_ltv.models.ziln.population_totals`), with ``actual``."""
+    from btyd_ltv.data.design import Design
+    from btyd_ltv.models import ziln
+
+    if "design" not in posterior.attrs:
+        raise DataValidationError("this posterior has no ZILN design; it was not written by fit_ziln")
+    design = Design.from_json(posterior.attrs["design"])
+    X, g = design.matrix(table)
+    cols = ziln.predictive_summary(posterior, X, g, taus=taus or ziln.DEFAULT_TAUS, max_draws=max_draws,
+                                   seed=seed)
+    customers = pd.DataFrame(cols, index=table.index)
+    has_target = design.target is not None and design.target in table.columns
+    if has_target:
+        customers.insert(0, design.target, design.target_values(table))
+    totals = pd.DataFrame(ziln.population_totals(posterior, X, g, max_draws=max_draws, seed=seed)).T
+    totals.index.name = "total"
+    if has_target:
+        totals["actual"] = float(customers[design.target].sum())
+    return customers, totals
+
+
+def write_fit(result: BTYDFit | ZILNFit, out_dir: str | Path) -> list[Path]:
+    """Write ``params.csv``, ``customers.csv`` (, ``totals.csv``) and ``posterior.nc`` to ``out_dir``
+    (each atomically)."""
     out = Path(out_dir)
     paths = [write_csv(result.params, out / "params.csv")]
     if result.customers is not None:
         paths.append(write_csv(result.customers, out / "customers.csv"))
+    if getattr(result, "totals", None) is not None:
+        paths.append(write_csv(result.totals, out / "totals.csv"))
     paths.append(write_netcdf(result.posterior, out / "posterior.nc"))
     return paths

@@ -7,10 +7,11 @@ import typer
 from btyd_ltv.cli._common import handle_errors
 from btyd_ltv.cli.datasets import datasets_command
 from btyd_ltv.cli.fit import fit_command, predict_command, summary_command
+from btyd_ltv.cli.score import score_command
 
 app = typer.Typer(
     name="btyd-ltv",
-    help="Bayesian customer-lifetime-value models (BG/NBD, Gamma-Gamma, CLV) on JAX/NumPyro.",
+    help="Bayesian customer-lifetime-value models (BG/NBD, Gamma-Gamma, CLV, ZILN) on JAX/NumPyro, and LTV metrics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -19,6 +20,7 @@ app.command("fit")(handle_errors(fit_command))
 app.command("predict")(handle_errors(predict_command))
 app.command("summary")(handle_errors(summary_command))
 app.command("datasets")(handle_errors(datasets_command))
+app.command("score")(handle_errors(score_command))
 
 
 def main() -> None:

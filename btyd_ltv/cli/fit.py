@@ -17,6 +17,7 @@ class ModelKind(str, Enum):
     bgnbd = "bgnbd"
     gamma_gamma = "gamma-gamma"
     clv = "clv"
+    ziln = "ziln"
 
 
 class ChainMethod(str, Enum):
@@ -53,9 +54,11 @@ def _setup_devices(chains: int, chain_method: ChainMethod) -> Optional[str]:
 
 
 def fit_command(
-    model: ModelKind = typer.Argument(..., help="bgnbd, gamma-gamma or clv (BG/NBD x Gamma-Gamma)."),
-    input_path: Optional[Path] = typer.Argument(None, metavar="[TRANSACTIONS]",
-                                                help="Transaction log or customer summary (CSV or Parquet)."),
+    model: ModelKind = typer.Argument(..., help="bgnbd, gamma-gamma, clv (BG/NBD x Gamma-Gamma) or ziln "
+                                      "(zero-inflated log-normal revenue regression)."),
+    input_path: Optional[Path] = typer.Argument(None, metavar="[DATA]",
+                                                help="Transaction log or customer summary (CSV or Parquet); for "
+                                                     "ziln, one row per customer with target and features."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Built-in data set (see `btyd-ltv datasets`)."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
     customer_col: Optional[str] = typer.Option(None, "--customer-col"),
@@ -81,10 +84,26 @@ def fit_command(
     precision: str = typer.Option("auto", "--precision",
                                   help="BG/NBD row terms: auto (float32 above 50k unique rows), float64, float32."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    target: Optional[str] = typer.Option(None, "--target", help="ziln: revenue column to model."),
+    features: Optional[str] = typer.Option(None, "--features", help="ziln: comma-separated feature columns."),
+    group: Optional[str] = typer.Option(None, "--group", help="ziln: cohort/campaign column for partially "
+                                        "pooled intercepts."),
+    log1p: Optional[str] = typer.Option(None, "--log1p", help="ziln: features to log(1 + x)-transform."),
+    categorical: Optional[str] = typer.Option(None, "--categorical",
+                                              help="ziln: numeric-coded features to one-hot encode."),
 ) -> None:
-    """Fit BG/NBD, Gamma-Gamma or both (CLV); write params.csv, customers.csv and posterior.nc to --out."""
+    """Fit BG/NBD, Gamma-Gamma, both (CLV) or ZILN; write params.csv, customers.csv (totals.csv for ziln) and
+    posterior.nc to --out."""
     method = _setup_devices(chains, chain_method)
     table, info = _load_input(input_path, dataset)
+    if model == ModelKind.ziln:
+        return _fit_ziln(table, info, out=out, customer_col=customer_col, target=target, features=features,
+                         group=group, log1p=log1p, categorical=categorical, chains=chains, draws=draws,
+                         tune=tune, seed=seed, use_map=use_map, method=method, quiet=quiet, max_draws=max_draws)
+    ignored = [name for name, v in (("--target", target), ("--features", features), ("--group", group),
+                                    ("--log1p", log1p), ("--categorical", categorical)) if v is not None]
+    if ignored:
+        fail(f"{', '.join(ignored)} only apply to `fit ziln`")
 
     def pick(value, attr, fallback):
         if value is not None:
@@ -139,6 +158,63 @@ def fit_command(
         typer.echo(f"wrote {path}")
 
 
+def _split(value: Optional[str]) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
+def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p, categorical, chains, draws, tune,
+              seed, use_map, method, quiet, max_draws) -> None:
+    """``fit ziln``: a customer table (or a built-in transaction log turned into calibration features and
+    holdout spend by :func:`btyd_ltv.data.features.spend_features`) -> ZILN regression outputs."""
+    from btyd_ltv.errors import SamplingWarning
+    from btyd_ltv.inference import enable_compilation_cache
+    from btyd_ltv.workflow import FitOptions, fit_ziln, write_fit
+
+    if info is not None:
+        if info.kind != "transactions":
+            fail(f"data set {info.name!r} is a summary; fit ziln needs a transaction log (cdnow, cdnow-master) "
+                 "or a customer table")
+        from btyd_ltv.data.features import FEATURE_COLUMNS, spend_features
+
+        table = spend_features(table, info.customer_col, info.date_col, info.amount_col,
+                               calibration_end=info.calibration_end, observation_end=info.observation_end,
+                               freq=info.freq, freq_multiplier=info.freq_multiplier)
+        target = target or "holdout_spend"
+        features = features or ",".join(FEATURE_COLUMNS)
+        log1p = log1p if log1p is not None else "monetary_value,first_purchase_value,calibration_spend"
+        typer.echo(f"{info.name}: features at {info.calibration_end}, target = spend to {info.observation_end}",
+                   err=True)
+    else:
+        customer_col = customer_col or "customer_id"
+        if customer_col in table.columns:
+            if table[customer_col].duplicated().any():
+                from btyd_ltv.data.validate import _v
+
+                dup = table[customer_col][table[customer_col].duplicated()].iloc[0]
+                fail(f"column {customer_col!r}: customer {_v(dup)} appears twice; ziln needs one row per customer")
+            table = table.set_index(customer_col)
+    if not target or not features:
+        fail("fit ziln needs --target COL and --features COL,COL,...")
+    if os.environ.get("BTYD_LTV_NO_CACHE") is None:
+        enable_compilation_cache()
+    options = FitOptions(method="map" if use_map else "nuts", num_chains=chains, num_warmup=tune,
+                         num_samples=draws, seed=seed, chain_method=method, progress_bar=False if quiet else None)
+    typer.echo(f"fitting ziln on {len(table):,} customers "
+               f"({'MAP' if use_map else f'NUTS {chains} chains x {draws} draws'}, seed {seed})", err=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # printed below from the diagnostics
+        result = fit_ziln(table, target, _split(features), group=group, log1p=_split(log1p),
+                          categorical=_split(categorical), options=options,
+                          max_draws=max_draws if max_draws is not None else 1000)
+    echo_table(result.params)
+    echo_table(result.totals)
+    for name, diag in result.diagnostics.items():
+        for msg in diag.messages:
+            typer.echo(f"warning: {name}: {msg}", err=True)
+    for path in write_fit(result, out):
+        typer.echo(f"wrote {path}")
+
+
 def predict_command(
     posterior: Path = typer.Argument(..., help="posterior.nc written by `btyd-ltv fit`."),
     summary_path: Path = typer.Argument(..., metavar="SUMMARY", help="Customer summary CSV/Parquet "
@@ -151,12 +227,21 @@ def predict_command(
     max_draws: Optional[int] = typer.Option(None, "--max-draws", min=1),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Score a customer summary with a saved posterior (no refit); write per-customer predictions."""
+    """Score customers with a saved posterior (no refit); write per-customer predictions. For a ziln posterior,
+    SUMMARY is a customer table with the fitted feature columns."""
     from btyd_ltv.io import read_posterior, read_table, write_csv
     from btyd_ltv.predict import PredictionSettings, periods_per_month
-    from btyd_ltv.workflow import predict_from_posterior, prepare_summary
+    from btyd_ltv.workflow import predict_from_posterior, predict_ziln, prepare_summary
 
     idata = read_posterior(posterior)
+    if idata.attrs.get("model") == "ziln":
+        table = read_table(summary_path)
+        if customer_col in table.columns:
+            table = table.set_index(customer_col)
+        customers, totals = predict_ziln(idata, table, max_draws=max_draws or 1000, seed=seed)
+        echo_table(totals)
+        typer.echo(f"wrote {write_csv(customers, out)} ({len(customers):,} customers)")
+        return
     summary, _ = prepare_summary(read_table(summary_path), customer_col=customer_col)
     settings = PredictionSettings(
         horizon=horizon, clv_months=clv_months, discount_rate=discount_rate,
@@ -178,7 +263,10 @@ def summary_command(
     from btyd_ltv.workflow import params_table
 
     idata = read_posterior(posterior)
-    names = [n for n in bgnbd.PARAM_NAMES + gg.PARAM_NAMES if n in idata.posterior]
+    from btyd_ltv.models import ziln
+
+    names = [n for n in [*bgnbd.PARAM_NAMES, *gg.PARAM_NAMES, *ziln.PARAM_NAMES, "group_sd_p", "group_sd_loc"]
+             if n in idata.posterior]
     table = params_table(idata, names)
     echo_table(table)
     if csv is not None:

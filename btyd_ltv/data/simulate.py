@@ -21,7 +21,7 @@ import pandas as pd
 
 from btyd_ltv.errors import DataValidationError
 
-__all__ = ["cdnow_like_T", "simulate_bgnbd", "simulate_gamma_gamma", "simulate_transactions"]
+__all__ = ["cdnow_like_T", "simulate_bgnbd", "simulate_gamma_gamma", "simulate_transactions", "simulate_ziln"]
 
 
 def _positive(**params: float) -> None:
@@ -205,3 +205,56 @@ def simulate_transactions(
     out = pd.DataFrame({"customer_id": row_owner + 1, "date": dates, "amount": amount}, copy=False)
     out.attrs["observation_end"] = pd.Timestamp(origin + int(observation_days) - 1)
     return out
+
+
+def simulate_ziln(
+    n: int,
+    *,
+    intercept_p: float = 0.0,
+    coef_p: Any = (1.0, -0.5),
+    intercept_loc: float = 3.0,
+    coef_loc: Any = (0.5, 0.0),
+    intercept_scale: float = 0.0,
+    coef_scale: Any | None = None,
+    n_groups: int = 0,
+    group_sd_p: float = 0.0,
+    group_sd_loc: float = 0.0,
+    seed: int | np.random.SeedSequence | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Customer revenue from the ZILN regression of :mod:`btyd_ltv.models.ziln` with known parameters.
+
+    Features ``x0 .. x{k-1}`` are i.i.d. N(0, 1) (k = ``len(coef_p)``); ``logit p = intercept_p + x . coef_p
+    (+ group_sd_p z_p[g])``, ``loc = intercept_loc + x . coef_loc (+ group_sd_loc z_loc[g])``, ``scale =
+    exp(intercept_scale + x . coef_scale)`` and ``y = 0`` w.p. ``1 - p``, else LogNormal(loc, scale)
+    (Wang, Liu & Miao 2019). Groups are assigned uniformly. Returns the table (``x*``, ``group``, ``y``) and the
+    true parameters (including the group effects ``z_p`` / ``z_loc``).
+    """
+    if n <= 0:
+        raise DataValidationError(f"n must be a positive number of customers, got {n}")
+    coef_p = np.atleast_1d(np.asarray(coef_p, dtype=np.float64))
+    coef_loc = np.atleast_1d(np.asarray(coef_loc, dtype=np.float64))
+    k = coef_p.size
+    coef_scale = np.zeros(k) if coef_scale is None else np.atleast_1d(np.asarray(coef_scale, dtype=np.float64))
+    if coef_loc.size != k or coef_scale.size != k:
+        raise DataValidationError("coef_p, coef_loc and coef_scale must have the same length")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, k))
+    logit_p = intercept_p + X @ coef_p
+    loc = intercept_loc + X @ coef_loc
+    truth: dict[str, Any] = {"intercept_p": intercept_p, "coef_p": coef_p, "intercept_loc": intercept_loc,
+                             "coef_loc": coef_loc, "intercept_scale": intercept_scale, "coef_scale": coef_scale}
+    g = np.zeros(n, dtype=np.int64)
+    if n_groups:
+        g = rng.integers(0, n_groups, size=n)
+        z_p, z_loc = rng.standard_normal(n_groups), rng.standard_normal(n_groups)
+        logit_p = logit_p + group_sd_p * z_p[g]
+        loc = loc + group_sd_loc * z_loc[g]
+        truth.update(group_sd_p=group_sd_p, group_sd_loc=group_sd_loc, z_p=z_p, z_loc=z_loc)
+    scale = np.exp(intercept_scale + X @ coef_scale)
+    positive = rng.random(n) < 1.0 / (1.0 + np.exp(-logit_p))
+    y = np.where(positive, np.exp(loc + scale * rng.standard_normal(n)), 0.0)
+    table = pd.DataFrame(X, columns=[f"x{j}" for j in range(k)])
+    if n_groups:
+        table["group"] = [f"g{v:02d}" for v in g]
+    table["y"] = y
+    return table, truth

@@ -8,11 +8,12 @@ from types import ModuleType
 MODEL_FAMILIES: dict[str, str] = {
     "bgnbd": "btyd_ltv.models.bgnbd",
     "gamma_gamma": "btyd_ltv.models.gamma_gamma",
+    "ziln": "btyd_ltv.models.ziln",
 }
 
 
 def get_model(name: str) -> ModuleType:
-    """Import and return the module of a model family by name (``"bgnbd"``, ``"gamma_gamma"``; ``-`` or ``_``)."""
+    """Import and return the module of a model family by name (``"bgnbd"``, ``"gamma_gamma"``, ``"ziln"``; ``-`` or ``_``)."""
     key = name.replace("-", "_").lower()
     if key not in MODEL_FAMILIES:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_FAMILIES))}")
