@@ -165,7 +165,9 @@ def fit(
         if progress_bar is None:
             progress_bar = sys.stderr.isatty()
         chain_method = chain_method or default_chain_method(num_chains)
-        kernel = NUTS(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass)
+        init = module.init_strategy() if hasattr(module, "init_strategy") else None
+        kernel = NUTS(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
+                      **({"init_strategy": init} if init is not None else {}))
         mcmc = MCMC(
             kernel,
             num_warmup=num_warmup,

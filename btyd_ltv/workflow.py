@@ -111,6 +111,7 @@ class FitOptions:
     chain_method: str | None = None
     progress_bar: bool | None = None
     precision: str = "auto"
+    target_accept_prob: float = 0.8
     bgnbd_priors: bgnbd.BGNBDPriors | None = None
     gamma_gamma_priors: gg.GammaGammaPriors | None = None
 
@@ -331,7 +332,8 @@ def fit_ziln(
         coords["group"] = list(design.group_levels)
     idata = fit(ziln, data, priors=priors, method=options.method, num_chains=options.num_chains,
                 num_warmup=options.num_warmup, num_samples=options.num_samples, seed=options.seed,
-                chain_method=options.chain_method, progress_bar=options.progress_bar, warn=False, coords=coords)
+                chain_method=options.chain_method, progress_bar=options.progress_bar, warn=False, coords=coords,
+                target_accept_prob=options.target_accept_prob)
     idata.attrs["design"] = design.to_json()
     names = ziln.param_names(data)
     diagnostics = {"ziln": diagnose(idata, names)}

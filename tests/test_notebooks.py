@@ -13,7 +13,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SMALL_SAMPLER = {"BTYD_LTV_NB_DRAWS": "200", "BTYD_LTV_NB_TUNE": "200", "BTYD_LTV_NB_CHAINS": "2"}
+SMALL_SAMPLER = {"BTYD_LTV_NB_DRAWS": "200", "BTYD_LTV_NB_TUNE": "200", "BTYD_LTV_NB_CHAINS": "2",
+                 "BTYD_LTV_NB_DATASET": "cdnow"}
 KERNEL = "python3"
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,22 @@ def test_cdnow_notebook_outputs():
     for name in ("alpha", "gamma", "r_hat", "ess_bulk", "hdi_3%"):
         assert name in params
     assert any("min_ess_bulk" in t for t in text)
+    n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                    for o in c.get("outputs", []))
+    assert n_figures >= 3
+
+
+def test_ziln_notebook_outputs():
+    """The ZILN tutorial shows the metrics table for the three models, the quantile table and the figures."""
+    path = next((p for p in NOTEBOOKS if p.name == "03_ziln.ipynb"), None)
+    assert path is not None, "notebooks/03_ziln.ipynb is missing"
+    nb = _execute(path)
+    text = [_outputs_text(c) for c in nb.cells if c.cell_type == "code"]
+    assert any("cdnow: NUTS 2 chains x 200 draws" in t for t in text)
+    scores = next(t for t in text if "percentile_mape" in t)
+    for name in ("ZILN", "BG/NBD x GG", "first purchase", "gini", "crps", "coverage_90"):
+        assert name in scores
+    assert any("p_positive" in t and "q95" in t for t in text)
     n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                     for o in c.get("outputs", []))
     assert n_figures >= 3

@@ -214,7 +214,7 @@ def simulate_ziln(
     coef_p: Any = (1.0, -0.5),
     intercept_loc: float = 3.0,
     coef_loc: Any = (0.5, 0.0),
-    intercept_scale: float = 0.0,
+    intercept_scale: float = 0.5,
     coef_scale: Any | None = None,
     n_groups: int = 0,
     group_sd_p: float = 0.0,
@@ -225,7 +225,7 @@ def simulate_ziln(
 
     Features ``x0 .. x{k-1}`` are i.i.d. N(0, 1) (k = ``len(coef_p)``); ``logit p = intercept_p + x . coef_p
     (+ group_sd_p z_p[g])``, ``loc = intercept_loc + x . coef_loc (+ group_sd_loc z_loc[g])``, ``scale =
-    exp(intercept_scale + x . coef_scale)`` and ``y = 0`` w.p. ``1 - p``, else LogNormal(loc, scale)
+    softplus(intercept_scale + x . coef_scale) + 1e-6`` and ``y = 0`` w.p. ``1 - p``, else LogNormal(loc, scale)
     (Wang, Liu & Miao 2019). Groups are assigned uniformly. Returns the table (``x*``, ``group``, ``y``) and the
     true parameters (including the group effects ``z_p`` / ``z_loc``).
     """
@@ -250,7 +250,7 @@ def simulate_ziln(
         logit_p = logit_p + group_sd_p * z_p[g]
         loc = loc + group_sd_loc * z_loc[g]
         truth.update(group_sd_p=group_sd_p, group_sd_loc=group_sd_loc, z_p=z_p, z_loc=z_loc)
-    scale = np.exp(intercept_scale + X @ coef_scale)
+    scale = np.logaddexp(0.0, intercept_scale + X @ coef_scale) + 1e-6
     positive = rng.random(n) < 1.0 / (1.0 + np.exp(-logit_p))
     y = np.where(positive, np.exp(loc + scale * rng.standard_normal(n)), 0.0)
     table = pd.DataFrame(X, columns=[f"x{j}" for j in range(k)])
