@@ -4,7 +4,7 @@ Wang, Liu & Miao (2019), "A Deep Probabilistic Model for Customer Lifetime Value
 customer's future revenue ``y`` as zero with probability ``1 - p`` and log-normal otherwise. Here the three
 ZILN parameters are linear in standardised features ``x`` (known early: first purchase, first-k-days activity,
 channel), with optional partially pooled group intercepts (cohort, campaign, app; centred or non-centred, see
-``CENTERED_MIN_POSITIVES``):
+:func:`group_signal_to_noise`):
 
     logit p_i     = a_p + x_i . b_p + u_p[g_i]
     loc_i         = a_m + x_i . b_m + u_m[g_i]
@@ -45,16 +45,13 @@ from btyd_ltv.distributions import ZeroInflatedLogNormal, mixture_quantiles, zil
 
 __all__ = [
     "ZILNData", "ZILNPriors", "make_data", "log_likelihood_rows", "log_likelihood", "model", "PARAM_NAMES",
-    "param_names", "posterior_dims", "init_strategy", "linear_predictors", "expected_value", "predictive_summary",
+    "param_names", "posterior_dims", "init_strategy", "group_signal_to_noise", "linear_predictors", "expected_value", "predictive_summary",
     "sample_predictive", "pointwise_log_likelihood", "population_totals", "DEFAULT_TAUS",
 ]
 
 PARAM_NAMES = ["intercept_p", "coef_p", "intercept_loc", "coef_loc", "intercept_scale", "coef_scale"]
 GROUP_PARAM_NAMES = ["group_sd_p", "group_sd_loc", "group_p", "group_loc"]
-#: With ``ZILNPriors.group_centered=None``, group effects are centred when every group has at least this many
-#: customers with positive revenue (the data pin each effect down: centred is efficient), else non-centred
-#: (few customers per group: the funnel of the centred form makes NUTS diverge). Betancourt & Girolami (2015).
-CENTERED_MIN_POSITIVES = 30
+
 #: Added to the softplus scale so it stays positive in floating point.
 SCALE_FLOOR = 1e-6
 DEFAULT_TAUS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -62,8 +59,8 @@ DEFAULT_TAUS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 class ZILNData(NamedTuple):
     """Likelihood data: standardised features ``X`` (n, k), revenue ``y`` (n,), group index (n,), the number
-    of groups (0: no group level), the log-scale centre/spread of the positive revenue, the smallest number of
-    buyers in a group, and the thin QR factors of ``X`` (``Q`` scaled by sqrt(n-1), ``R_inv`` the inverse of
+    of groups (0: no group level), the log-scale centre/spread of the positive revenue, whether the group effects
+    on ``logit p`` / ``loc`` are sampled centred (:func:`group_signal_to_noise`), and the thin QR factors of ``X`` (``Q`` scaled by sqrt(n-1), ``R_inv`` the inverse of
     the matching ``R``) used to decorrelate the coefficients for NUTS."""
 
     X: np.ndarray
@@ -72,7 +69,8 @@ class ZILNData(NamedTuple):
     n_groups: int
     loc_center: float
     loc_spread: float
-    min_group_positives: int
+    centered_p: bool
+    centered_loc: bool
     Q: np.ndarray
     R_inv: np.ndarray
 
@@ -89,11 +87,12 @@ def make_data(X, y, group=None, n_groups: int = 0) -> ZILNData:
     logs = np.log(pos)
     spread = float(logs.std()) if pos.size > 1 and logs.std() > 0 else 1.0
     g = np.zeros(y.shape[0], dtype=np.int32) if group is None else np.asarray(group, dtype=np.int32)
-    min_pos = 0
+    centered_p = centered_loc = False
     if n_groups:
         if g.min() < 0 or g.max() >= n_groups:
             raise ValueError(f"group indices must lie in 0..{n_groups - 1}")
-        min_pos = int(np.bincount(g[y > 0], minlength=n_groups).min())
+        snr_p, snr_loc = group_signal_to_noise(y, g, n_groups)
+        centered_p, centered_loc = snr_p > 1.0, snr_loc > 1.0
     n, k = X.shape
     if k:
         Q, R = np.linalg.qr(X)
@@ -104,14 +103,43 @@ def make_data(X, y, group=None, n_groups: int = 0) -> ZILNData:
         R_inv = np.linalg.solve(R, np.eye(k))
     else:
         Q, R_inv = np.zeros((n, 0)), np.zeros((0, 0))
-    return ZILNData(X, y, g, int(n_groups), float(logs.mean()), spread, min_pos, Q, R_inv)
+    return ZILNData(X, y, g, int(n_groups), float(logs.mean()), spread, bool(centered_p), bool(centered_loc),
+                    Q, R_inv)
+
+
+def group_signal_to_noise(y: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[float, float]:
+    """Moment estimate of (between-group variance) / (mean squared standard error of a group's own estimate),
+    for ``logit p`` (empirical logits, se^2 = 1/(k + 1/2) + 1/(n - k + 1/2)) and for ``loc`` (mean log revenue of
+    a group's buyers, se^2 = pooled variance / buyers). Above 1 the data pin each group's effect down and the
+    centred parameterisation samples well; below 1 the effects are shrunk strongly and the non-centred one
+    avoids the funnel (Betancourt & Girolami 2015). This only chooses the sampler's coordinates, not the model.
+    """
+    n = np.bincount(group, minlength=n_groups).astype(float)
+    k = np.bincount(group, weights=(y > 0).astype(float), minlength=n_groups)
+    est = np.log((k + 0.5) / (n - k + 0.5))
+    se2 = 1.0 / (k + 0.5) + 1.0 / (n - k + 0.5)
+    ok = n > 0
+    snr_p = max(float(np.var(est[ok]) - np.mean(se2[ok])), 0.0) / float(np.mean(se2[ok])) if ok.sum() > 1 else 0.0
+    pos = y > 0
+    logs = np.log(y[pos])
+    gp = group[pos]
+    kk = np.bincount(gp, minlength=n_groups).astype(float)
+    sums = np.bincount(gp, weights=logs, minlength=n_groups)
+    has = kk > 0
+    if has.sum() < 2:
+        return snr_p, 0.0
+    means = sums[has] / kk[has]
+    within = float(np.sum((logs - (sums / np.maximum(kk, 1))[gp]) ** 2) / max(pos.sum() - has.sum(), 1))
+    se2_loc = within / kk[has]
+    snr_loc = max(float(np.var(means) - np.mean(se2_loc)), 0.0) / max(float(np.mean(se2_loc)), 1e-300)
+    return snr_p, snr_loc
 
 
 @dataclass(frozen=True)
 class ZILNPriors:
     """Prior scales (see the module docstring); ``group_sd`` multiplies ``HalfNormal(1)`` / ``HalfNormal(s)``.
-    ``group_centered``: ``None`` chooses by ``CENTERED_MIN_POSITIVES``; it changes the sampler's geometry, not
-    the model."""
+    ``group_centered``: ``None`` chooses per effect by :func:`group_signal_to_noise`; it changes the sampler's
+    geometry, not the model."""
 
     intercept_p_sd: float = 2.5
     coef_p_sd: float = 1.0
@@ -174,12 +202,12 @@ def model(data: ZILNData, priors: ZILNPriors | None = None) -> None:
     }
     if data.n_groups:
         G = data.n_groups
-        centered = pr.group_centered
-        if centered is None:
-            centered = data.min_group_positives >= CENTERED_MIN_POSITIVES
+        cp = data.centered_p if pr.group_centered is None else pr.group_centered
+        cl = data.centered_loc if pr.group_centered is None else pr.group_centered
         sd_p = params["group_sd_p"] = numpyro.sample("group_sd_p", dist.HalfNormal(pr.group_sd))
         sd_m = params["group_sd_loc"] = numpyro.sample("group_sd_loc", dist.HalfNormal(pr.group_sd * s))
-        config = {} if centered else {"group_p": LocScaleReparam(0.0), "group_loc": LocScaleReparam(0.0)}
+        config = {**({} if cp else {"group_p": LocScaleReparam(0.0)}),
+                  **({} if cl else {"group_loc": LocScaleReparam(0.0)})}
         with numpyro.handlers.reparam(config=config):
             params["group_p"] = numpyro.sample("group_p", dist.Normal(0.0, sd_p).expand([G]).to_event(1))
             params["group_loc"] = numpyro.sample("group_loc", dist.Normal(0.0, sd_m).expand([G]).to_event(1))

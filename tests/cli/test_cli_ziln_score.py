@@ -129,3 +129,19 @@ def test_score_bad_predictions_exit_2(customers_csv, tmp_path):
     res = _run("score", customers_csv, tmp_path / "bad.csv", "--target", "y", "--out", tmp_path / "s",
                "--levels", "1.5")
     assert res.exit_code == 2 and "--levels" in res.output
+
+
+def test_fit_ziln_on_a_builtin_log_builds_features_and_holdout_target(tmp_path):
+    res = _run("fit", "ziln", "--dataset", "cdnow", "--map", "--draws", 200, "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    cust = pd.read_csv(tmp_path / "customers.csv")
+    assert len(cust) == 2357
+    from btyd_ltv.data.datasets import load_dataset
+
+    log = load_dataset("cdnow")
+    actual = log.loc[(log["date"] > "1997-09-30") & (log["date"] <= "1998-06-30"), "amount"].sum()
+    assert cust["holdout_spend"].sum() == pytest.approx(actual)
+    params = pd.read_csv(tmp_path / "params.csv", index_col=0)
+    assert "coef_loc[calibration_spend]" in params.index
+    res = _run("fit", "ziln", "--dataset", "cdnow-summary", "--map", "--out", tmp_path / "x")
+    assert res.exit_code == 2 and "needs a transaction log" in res.output

@@ -179,3 +179,20 @@ def test_unseen_group_integrates_over_the_group_distribution():
     assert cols["p_positive"][0] == pytest.approx(expit(2.3), rel=1e-12)
     assert cols["p_positive"][1] == pytest.approx(expit(-1.7), rel=1e-12)
     assert cols["p_positive"][2] == pytest.approx(ref, abs=4 * 0.5 / np.sqrt(S))
+
+
+def test_group_parameterisation_follows_the_signal_to_noise_ratio():
+    """Large, well-measured group effects -> centred; effects far below their standard errors -> non-centred."""
+    big, _ = simulate_ziln(3000, coef_p=(1.0,), coef_loc=(0.5,), n_groups=6, group_sd_p=0.6, group_sd_loc=0.8,
+                           seed=11)
+    small, _ = simulate_ziln(3000, coef_p=(1.0,), coef_loc=(0.5,), n_groups=6, group_sd_p=0.01,
+                             group_sd_loc=0.01, seed=11)
+    for table, expected in ((big, True), (small, False)):
+        g = np.array([int(v[1:]) for v in table["group"]])
+        data = ziln.make_data(table[["x0"]].to_numpy(), table["y"].to_numpy(), g, 6)
+        assert (data.centered_p, data.centered_loc) == (expected, expected)
+    # the non-centred form samples the standardised effects and keeps the effects as a deterministic site
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = fit(ziln, data, num_chains=1, num_warmup=50, num_samples=20, seed=0, warn=False)
+    assert {"group_p_decentered", "group_p", "group_loc_decentered"} <= set(idata.posterior.data_vars)
