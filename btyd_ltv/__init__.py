@@ -28,6 +28,12 @@ _EXPORTS: dict[str, str] = {
     "spend_features": "btyd_ltv.data.features",
     "build_design": "btyd_ltv.data.design",
     "align_predictions": "btyd_ltv.data.predictions",
+    "validate_cohort_table": "btyd_ltv.data.cohorts",
+    "cohort_table_from_transactions": "btyd_ltv.data.cohorts",
+    "cumulative_ltv": "btyd_ltv.data.cohorts",
+    "cohort_triangle": "btyd_ltv.data.cohorts",
+    "CohortColumns": "btyd_ltv.data.cohorts",
+    "simulate_portfolio": "btyd_ltv.data.portfolio",
     # models
     "bgnbd": "btyd_ltv.models.bgnbd",
     "gamma_gamma": "btyd_ltv.models.gamma_gamma",

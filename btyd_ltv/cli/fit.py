@@ -100,6 +100,9 @@ def fit_command(
         return _fit_ziln(table, info, out=out, customer_col=customer_col, target=target, features=features,
                          group=group, log1p=log1p, categorical=categorical, chains=chains, draws=draws,
                          tune=tune, seed=seed, use_map=use_map, method=method, quiet=quiet, max_draws=max_draws)
+    if info is not None and info.kind == "cohorts":
+        fail(f"data set {info.name!r} is a cohort table (cohort x age); the BTYD models need a transaction log "
+             "(cdnow, cdnow-master) or a customer summary (cdnow-summary)")
     ignored = [name for name, v in (("--target", target), ("--features", features), ("--group", group),
                                     ("--log1p", log1p), ("--categorical", categorical)) if v is not None]
     if ignored:
@@ -171,6 +174,9 @@ def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p,
     from btyd_ltv.workflow import FitOptions, fit_ziln, write_fit
 
     if info is not None:
+        if info.kind == "cohorts":
+            fail(f"data set {info.name!r} is a cohort table (cohort x age); fit ziln needs a transaction log "
+                 "(cdnow, cdnow-master) or a customer table")
         if info.kind != "transactions":
             fail(f"data set {info.name!r} is a summary; fit ziln needs a transaction log (cdnow, cdnow-master) "
                  "or a customer table")

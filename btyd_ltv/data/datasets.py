@@ -4,6 +4,9 @@ Source: Bruce Hardie's CDNOW data (http://www.brucehardie.com/datasets/), used i
 "Counting your customers the easy way: an alternative to the Pareto/NBD model", Marketing Science 24(2), as
 redistributed by the lifetimes package (MIT licence). See ``files/README.md``. Read with ``importlib.resources``:
 no network access.
+
+Besides the shipped files there are tables built from them on load (``built_from``): ``cdnow-weekly``, the weekly
+acquisition cohorts of the master log as a long cohort table (:mod:`btyd_ltv.data.cohorts`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from importlib import resources
 
 import pandas as pd
 
+from btyd_ltv.data.cohorts import cohort_table_from_transactions
 from btyd_ltv.errors import DataValidationError
 
 __all__ = [
@@ -22,6 +26,7 @@ __all__ = [
     "load_cdnow_master",
     "load_cdnow_sample",
     "load_cdnow_summary",
+    "load_cdnow_weekly",
     "load_dataset",
 ]
 
@@ -37,8 +42,8 @@ class DatasetInfo:
 
     name: str
     description: str
-    kind: str  # "transactions" (one row per purchase) or "summary" (one row per customer)
-    filename: str  # file in btyd_ltv/data/files
+    kind: str  # "transactions" (a row per purchase), "summary" (per customer) or "cohorts" (per cohort and age)
+    filename: str  # file in btyd_ltv/data/files (for a built table: the file of the data set it is built from)
     n_rows: int
     n_customers: int
     period: str
@@ -50,6 +55,7 @@ class DatasetInfo:
     freq_multiplier: float | None = None
     calibration_end: str | None = None
     observation_end: str | None = None
+    built_from: str | None = None  # built on load from this data set (no file of its own)
 
 
 #: What the two CDNOW transaction logs share: period, source, columns and the FHL (2005) fit defaults (weeks at
@@ -108,6 +114,29 @@ DATASETS: dict[str, DatasetInfo] = {
         n_customers=23570,
         **_CDNOW_LOG,
     ),
+    "cdnow-weekly": DatasetInfo(
+        name="cdnow-weekly",
+        description=(
+            "CDNOW weekly acquisition cohorts: the master log as a long cohort table, one row per (cohort, age). "
+            "cohort = week of the first purchase (weeks Monday..Sunday, labelled by their Monday: 13 cohorts "
+            "1996-12-30 .. 1997-03-24, the first and last only partly in 1997-01-01 .. 1997-03-25), age = weeks "
+            "since, installs = customers acquired, active_users / payers = customers buying / spending > 0 that "
+            "week, revenue = dollars. Each cohort runs to the last complete week, 1998-06-22 .. 06-28: ages "
+            "0..77 for the first cohort, 0..65 for the last"
+        ),
+        kind="cohorts",
+        filename="cdnow_master.csv.gz",
+        n_rows=936,
+        n_customers=23570,
+        period=(
+            "acquisition 1997-01-01 .. 1997-03-25 (13 weekly cohorts), followed weekly to 1998-06-28 (66 to 78 "
+            "weeks; the partial week 1998-06-29 .. 30 is left out)"
+        ),
+        source=_SOURCE + "; built on load from cdnow-master",
+        freq="W",
+        observation_end="1998-06-30",
+        built_from="cdnow-master",
+    ),
 }
 
 
@@ -119,11 +148,17 @@ def load_dataset(name: str) -> pd.DataFrame:
     """Load a shipped data set by name (see :data:`DATASETS`); dates as ``datetime64``.
 
     Transaction logs: columns ``customer_id, date, quantity, amount``, one row per purchase. Summaries:
-    ``customer_id, frequency, recency, T, monetary_value``, one row per customer.
+    ``customer_id, frequency, recency, T, monetary_value``, one row per customer. Cohort tables (built on load
+    with :func:`~btyd_ltv.data.cohorts.cohort_table_from_transactions`): ``cohort, age, installs, active_users,
+    payers, revenue``, one row per cohort and age.
     """
     info = DATASETS.get(name)
     if info is None:
         raise DataValidationError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
+    if info.kind == "cohorts":
+        return cohort_table_from_transactions(
+            load_dataset(info.built_from), cohort_period=info.freq, observation_end=info.observation_end
+        )
     with _file(info.filename).open("rb") as fh:
         if info.kind == "transactions":
             df = pd.read_csv(fh, compression="gzip", dtype={"customer_id": "int64", "quantity": "int64"})
@@ -149,8 +184,16 @@ def load_cdnow_master() -> pd.DataFrame:
     return load_dataset("cdnow-master")
 
 
+def load_cdnow_weekly() -> pd.DataFrame:
+    """CDNOW weekly acquisition cohorts (13 cohorts x 66..78 weeks, 936 rows), built from the master log."""
+    return load_dataset("cdnow-weekly")
+
+
 def list_datasets() -> pd.DataFrame:
-    """One row per shipped data set: name, kind, rows, customers, period, size_kb (compressed file), source."""
+    """One row per shipped data set: name, kind, rows, customers, period, size_kb (compressed file), source.
+
+    For a table built on load, size_kb is that of the file it is built from and customers counts its installs.
+    """
     rows = [
         {
             "name": info.name,

@@ -145,3 +145,10 @@ def test_fit_ziln_on_a_builtin_log_builds_features_and_holdout_target(tmp_path):
     assert "coef_loc[calibration_spend]" in params.index
     res = _run("fit", "ziln", "--dataset", "cdnow-summary", "--map", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "needs a transaction log" in res.output
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "ziln"])
+def test_cohort_dataset_is_refused_by_customer_models(model, tmp_path):
+    res = _run("fit", model, "--dataset", "cdnow-weekly", "--map", "--out", tmp_path)
+    assert res.exit_code == 2
+    assert "'cdnow-weekly' is a cohort table" in res.output and "Traceback" not in res.output

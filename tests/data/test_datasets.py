@@ -18,8 +18,10 @@ from btyd_ltv.data.datasets import (
     load_cdnow_master,
     load_cdnow_sample,
     load_cdnow_summary,
+    load_cdnow_weekly,
     load_dataset,
 )
+from btyd_ltv.data.cohorts import cohort_table_from_transactions
 from btyd_ltv.data.transactions import calibration_and_holdout
 from btyd_ltv.data.validate import validate_summary
 from btyd_ltv.errors import DataValidationError
@@ -90,7 +92,7 @@ def test_summary_reproduced_from_sample():
 
 
 def test_registry():
-    assert set(DATASETS) == {"cdnow", "cdnow-summary", "cdnow-master"}
+    assert set(DATASETS) == {"cdnow", "cdnow-summary", "cdnow-master", "cdnow-weekly"}
     info = DATASETS["cdnow"]
     assert isinstance(info, DatasetInfo)
     assert (info.freq, info.freq_multiplier, info.calibration_end, info.observation_end) == (
@@ -101,8 +103,27 @@ def test_registry():
         info.freq = "W"  # type: ignore[misc]
     for name, info in DATASETS.items():
         df = load_dataset(name)
-        assert len(df) == info.n_rows and df["customer_id"].nunique() == info.n_customers
+        if info.kind == "cohorts":
+            n_customers = df.groupby("cohort")["installs"].first().sum()
+            assert info.built_from in DATASETS and info.filename == DATASETS[info.built_from].filename
+        else:
+            n_customers = df["customer_id"].nunique()
+            assert info.built_from is None
+        assert len(df) == info.n_rows and n_customers == info.n_customers
         assert info.filename.endswith(".csv.gz")
+
+
+def test_cdnow_weekly_cohorts():
+    """The built-in cohort table is the master log's weekly cohorts to 1998-06-30 (see tests/data/test_cohorts.py)."""
+    info = DATASETS["cdnow-weekly"]
+    assert (info.kind, info.freq, info.observation_end) == ("cohorts", "W", "1998-06-30")
+    assert info.built_from == "cdnow-master"
+    df = load_dataset("cdnow-weekly")
+    pd.testing.assert_frame_equal(
+        df, cohort_table_from_transactions(load_cdnow_master(), cohort_period="W", observation_end="1998-06-30")
+    )
+    pd.testing.assert_frame_equal(load_cdnow_weekly(), df)
+    assert df["cohort"].nunique() == 13 and df.groupby("cohort")["age"].max().agg(["min", "max"]).tolist() == [65, 77]
 
 
 def test_unknown_dataset():
@@ -114,6 +135,9 @@ def test_list_datasets():
     df = list_datasets()
     assert list(df.columns) == ["name", "kind", "rows", "customers", "period", "size_kb", "source"]
     assert df.set_index("name").loc["cdnow-master", "customers"] == 23570
+    weekly = df.set_index("name").loc["cdnow-weekly"]
+    assert (weekly["kind"], weekly["rows"], weekly["customers"]) == ("cohorts", 936, 23570)
+    assert "13 weekly cohorts" in weekly["period"] and "built on load from cdnow-master" in weekly["source"]
     assert (df["size_kb"] > 5).all() and (df["size_kb"] < 1024).all()
     assert df["source"].str.contains("brucehardie.com").all()
 
