@@ -221,7 +221,8 @@ def _constant_data(data):
         k: ((f"{k}_dim",) if np.ndim(v) == 1 else tuple(f"{k}_dim_{i}" for i in range(np.ndim(v))), np.asarray(v))
         for k, v in fields.items() if np.ndim(v) > 0
     }
-    return xr.Dataset(arrays, attrs={k: float(v) for k, v in fields.items() if np.ndim(v) == 0})
+    attrs = {k: (v if isinstance(v, str) else float(v)) for k, v in fields.items() if np.ndim(v) == 0}
+    return xr.Dataset(arrays, attrs=attrs)
 
 
 def _to_idata(samples: dict, extra: dict | None = None, dims: dict | None = None,
