@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from btyd_ltv.data.predictions import quantile_columns
 from btyd_ltv.errors import DataValidationError
 
 __all__ = [
@@ -59,10 +60,6 @@ __all__ = [
 ]
 
 ArrayLike = Sequence[float] | np.ndarray | pd.Series
-
-#: Quantile column names accepted by :func:`report`: ``q`` + percent, e.g. ``q05``, ``q50``, ``q97.5``.
-QUANTILE_COLUMN = re.compile(r"^q(\d+(?:\.\d+)?)$")
-
 
 # --------------------------------------------------------------------------------------------------------------
 # input helpers
@@ -516,12 +513,9 @@ def _pct_label(x: float) -> str:
 
 
 def _quantile_columns(keys: Sequence[str]) -> dict[float, str]:
-    out = {}
-    for key in keys:
-        m = QUANTILE_COLUMN.match(str(key))
-        if m:
-            out[float(m.group(1))] = key
-    return out
+    """``{percent: column}`` for the quantile columns among ``keys`` (names as in
+    :data:`btyd_ltv.data.predictions.QUANTILE_COLUMN`)."""
+    return {100.0 * p: key for key, p in quantile_columns(list(keys)).items()}
 
 
 def _find_quantile(quantiles: dict[float, np.ndarray], pct: float) -> np.ndarray | None:

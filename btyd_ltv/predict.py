@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from btyd_ltv.data.compress import CompressedRFM
+from btyd_ltv.data.predictions import quantile_column
 from btyd_ltv.models import bgnbd
 from btyd_ltv.models import gamma_gamma as gg
 
@@ -297,7 +298,7 @@ def predict_spend(
     m_all = summary["monetary_value"].to_numpy(np.float64)
     n = len(summary)
     taus = np.asarray(taus, dtype=np.float64)
-    names = [f"q{round(t * 100):02d}" if abs(t * 100 - round(t * 100)) < 1e-9 else f"q{t * 100:g}" for t in taus]
+    names = [quantile_column(t) for t in taus]
     cols = {k: np.empty(n) for k in ["prediction", "p_positive", *names, "expected_q05", "expected_q95"]}
     samples = np.empty((n, S)) if return_samples else None
     rng = np.random.default_rng(seed)

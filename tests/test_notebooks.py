@@ -61,33 +61,33 @@ def test_notebook_executes(path):
     assert not errors
 
 
+def _executed_outputs(name: str) -> tuple[list[str], int]:
+    """Execute notebooks/<name> (cached) and return the text of each code cell's outputs and the figure count."""
+    path = next((p for p in NOTEBOOKS if p.name == name), None)
+    assert path is not None, f"notebooks/{name} is missing"
+    nb = _execute(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    n_figures = sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", []))
+    return [_outputs_text(c) for c in code], n_figures
+
+
 def test_cdnow_notebook_outputs():
     """The CDNOW tutorial shows the parameter table, the diagnostics and the figures, with the small sampler."""
-    path = next((p for p in NOTEBOOKS if p.name == "01_cdnow_btyd.ipynb"), None)
-    assert path is not None, "notebooks/01_cdnow_btyd.ipynb is missing"
-    nb = _execute(path)
-    text = [_outputs_text(c) for c in nb.cells if c.cell_type == "code"]
+    text, n_figures = _executed_outputs("01_cdnow_btyd.ipynb")
     assert any("2 chains x 200 warmup x 200 draws" in t for t in text)
     params = next(t for t in text if "published MLE" in t)
     for name in ("alpha", "gamma", "r_hat", "ess_bulk", "hdi_3%"):
         assert name in params
     assert any("min_ess_bulk" in t for t in text)
-    n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                    for o in c.get("outputs", []))
     assert n_figures >= 3
 
 
 def test_ziln_notebook_outputs():
     """The ZILN tutorial shows the metrics table for the three models, the quantile table and the figures."""
-    path = next((p for p in NOTEBOOKS if p.name == "03_ziln.ipynb"), None)
-    assert path is not None, "notebooks/03_ziln.ipynb is missing"
-    nb = _execute(path)
-    text = [_outputs_text(c) for c in nb.cells if c.cell_type == "code"]
+    text, n_figures = _executed_outputs("03_ziln.ipynb")
     assert any("cdnow: NUTS 2 chains x 200 draws" in t for t in text)
     scores = next(t for t in text if "percentile_mape" in t)
     for name in ("ZILN", "BG/NBD x GG", "first purchase", "gini", "crps", "coverage_90"):
         assert name in scores
     assert any("p_positive" in t and "q95" in t for t in text)
-    n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                    for o in c.get("outputs", []))
     assert n_figures >= 3

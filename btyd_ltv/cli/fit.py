@@ -120,7 +120,7 @@ def fit_command(
     from btyd_ltv.errors import SamplingWarning
     from btyd_ltv.inference import enable_compilation_cache
     from btyd_ltv.predict import PredictionSettings, periods_per_month
-    from btyd_ltv.workflow import FitOptions, fit_btyd, prepare_summary, write_fit
+    from btyd_ltv.workflow import FitOptions, fit_btyd, prepare_summary
 
     freq_v = pick(freq, "freq", "D")
     mult_v = float(pick(freq_multiplier, "freq_multiplier", 1.0))
@@ -153,7 +153,16 @@ def fit_command(
         warnings.simplefilter("ignore", SamplingWarning)  # printed below from the diagnostics
         result = fit_btyd(summary, model.value, options=options, settings=settings, holdout=holdout,
                           freq=freq_v, freq_multiplier=mult_v)
+    _report_and_write(result, out)
+
+
+def _report_and_write(result, out: Path) -> None:
+    """Print the parameter table (and ZILN totals), the sampling warnings, then write the fit's files."""
+    from btyd_ltv.workflow import write_fit
+
     echo_table(result.params)
+    if getattr(result, "totals", None) is not None:
+        echo_table(result.totals)
     for name, diag in result.diagnostics.items():
         for msg in diag.messages:
             typer.echo(f"warning: {name}: {msg}", err=True)
@@ -171,7 +180,7 @@ def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p,
     holdout spend by :func:`btyd_ltv.data.features.spend_features`) -> ZILN regression outputs."""
     from btyd_ltv.errors import SamplingWarning
     from btyd_ltv.inference import enable_compilation_cache
-    from btyd_ltv.workflow import FitOptions, fit_ziln, write_fit
+    from btyd_ltv.workflow import FitOptions, fit_ziln
 
     if info is not None:
         if info.kind == "cohorts":
@@ -212,13 +221,7 @@ def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p,
         result = fit_ziln(table, target, _split(features), group=group, log1p=_split(log1p),
                           categorical=_split(categorical), options=options,
                           max_draws=max_draws if max_draws is not None else 1000)
-    echo_table(result.params)
-    echo_table(result.totals)
-    for name, diag in result.diagnostics.items():
-        for msg in diag.messages:
-            typer.echo(f"warning: {name}: {msg}", err=True)
-    for path in write_fit(result, out):
-        typer.echo(f"wrote {path}")
+    _report_and_write(result, out)
 
 
 def predict_command(

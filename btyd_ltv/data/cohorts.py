@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from btyd_ltv.data.transactions import _collapse, _period_ordinals
-from btyd_ltv.data.validate import _check_columns, _first, _parse_timestamp, _v, validate_transactions
+from btyd_ltv.data.validate import _check_columns, _first, _parse_timestamp, _row, _v, validate_transactions
 from btyd_ltv.errors import DataValidationError
 
 __all__ = [
@@ -99,20 +99,8 @@ TRANSACTION_COHORT_COLUMNS = CohortColumns(active_users="active_users", payers="
 
 # ------------------------------------------------------------------------------------------------- validation
 def _where(df: pd.DataFrame, pos: int, columns: CohortColumns) -> str:
-    """Describe row ``pos`` of ``df``: ``row <label> (position <pos>, cohort=<id>, age=<age>)``.
-
-    The position is left out when the label is the position (a default ``RangeIndex``), as in
-    :mod:`btyd_ltv.data.validate`.
-    """
-    label = df.index[pos]
-    name = df.index.name
-    head = f"row {name}={_v(label)}" if name is not None else f"row {_v(label)}"
-    extra = []
-    if not (isinstance(label, (int, np.integer)) and int(label) == pos and name is None):
-        extra.append(f"position {pos}")
-    for col in (columns.cohort, columns.age):
-        extra.append(f"{col}={_v(df[col].iloc[pos])}")
-    return f"{head} ({', '.join(extra)})"
+    """Describe row ``pos`` of ``df``: ``row <label> (position <pos>, cohort=<id>, age=<age>)``."""
+    return _row(df, pos, columns.cohort, columns.age)
 
 
 def _fail(df: pd.DataFrame, pos: int, columns: CohortColumns, col: str, what: str, fix: str) -> NoReturn:

@@ -17,10 +17,16 @@ import pandas as pd
 from btyd_ltv.data.validate import _v
 from btyd_ltv.errors import DataValidationError
 
-__all__ = ["align_predictions", "QUANTILE_COLUMN", "quantile_columns"]
+__all__ = ["align_predictions", "QUANTILE_COLUMN", "quantile_column", "quantile_columns"]
 
 #: Quantile column names: ``q`` + percent, e.g. ``q05``, ``q50``, ``q97.5``.
 QUANTILE_COLUMN = re.compile(r"^q(\d+(?:\.\d+)?)$")
+
+
+def quantile_column(tau: float) -> str:
+    """The column name of the ``tau`` quantile: 0.05 -> ``q05``, 0.5 -> ``q50``, 0.975 -> ``q97.5``."""
+    v = round(float(tau) * 100, 6)
+    return f"q{int(v):02d}" if v == int(v) else f"q{v:g}"
 
 
 def quantile_columns(columns: Sequence[str]) -> dict[str, float]:

@@ -30,16 +30,17 @@ def _v(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _row(df: pd.DataFrame, pos: int, customer_col: str | None = None) -> str:
-    """Describe row ``pos`` of ``df`` as ``row <label> (position <pos>, <customer_col>=<id>)``."""
+def _row(df: pd.DataFrame, pos: int, *key_cols: str | None) -> str:
+    """Describe row ``pos`` of ``df`` as ``row <label> (position <pos>, <key_col>=<value>, ...)``; the position
+    is left out when the label is the position (a default ``RangeIndex``), and ``None`` or absent key columns
+    are skipped."""
     label = df.index[pos]
     name = df.index.name
     head = f"row {name}={_v(label)}" if name is not None else f"row {_v(label)}"
     extra = []
     if not (isinstance(label, (int, np.integer)) and int(label) == pos and name is None):
         extra.append(f"position {pos}")
-    if customer_col is not None and customer_col in df.columns:
-        extra.append(f"{customer_col}={_v(df[customer_col].iloc[pos])}")
+    extra += [f"{col}={_v(df[col].iloc[pos])}" for col in key_cols if col is not None and col in df.columns]
     return head + (f" ({', '.join(extra)})" if extra else "")
 
 

@@ -41,6 +41,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.infer.reparam import LocScaleReparam
 
+from btyd_ltv.data.predictions import quantile_column
 from btyd_ltv.distributions import ZeroInflatedLogNormal, mixture_quantiles, ziln_log_prob
 
 __all__ = [
@@ -282,22 +283,39 @@ def _params_rows(d: dict, X: np.ndarray, group: np.ndarray, key) -> tuple[np.nda
     return logit_p, loc, scale
 
 
-def _chunks(n: int, S: int, elements: int = 2_000_000):
-    step = max(1, elements // max(S, 1))
-    for s in range(0, n, step):
-        yield slice(s, min(n, s + step))
+class _RowChunks(NamedTuple):
+    """Posterior draws and customers prepared for chunked evaluation (see :func:`_chunks`)."""
+
+    draws: dict
+    X: np.ndarray
+    group: np.ndarray
+    n_draws: int
+
+
+def _prepare(idata, X, group, max_draws: int | None) -> _RowChunks:
+    d = _draws(idata, max_draws)
+    X = np.asarray(X, dtype=np.float64)
+    group = np.zeros(len(X), np.int32) if group is None else np.asarray(group)
+    return _RowChunks(d, X, group, d["intercept_p"].shape[0])
+
+
+def _chunks(rows: _RowChunks, seed: int, elements: int = 2_000_000):
+    """Yield ``(slice, key, logit p, loc, scale)`` over chunks of about ``elements`` customer x draw cells;
+    ``key`` is the chunk's own PRNG key (``seed`` folded with the chunk start)."""
+    key = jax.random.PRNGKey(seed)
+    n = len(rows.X)
+    step = max(1, elements // max(rows.n_draws, 1))
+    for start in range(0, n, step):
+        sl = slice(start, min(n, start + step))
+        k = jax.random.fold_in(key, start)
+        yield (sl, k, *_params_rows(rows.draws, rows.X[sl], rows.group[sl], k))
 
 
 def expected_value(idata, X, group=None, *, max_draws: int | None = None, seed: int = 0) -> np.ndarray:
     """E[y | parameters] per customer and draw, shape (n, S): ``p exp(loc + scale^2 / 2)``."""
-    d = _draws(idata, max_draws)
-    X = np.asarray(X, dtype=np.float64)
-    group = np.zeros(len(X), np.int32) if group is None else np.asarray(group)
-    S = d["intercept_p"].shape[0]
-    out = np.empty((len(X), S))
-    key = jax.random.PRNGKey(seed)
-    for sl in _chunks(len(X), S):
-        logit, loc, scale = _params_rows(d, X[sl], group[sl], jax.random.fold_in(key, sl.start))
+    rows = _prepare(idata, X, group, max_draws)
+    out = np.empty((len(rows.X), rows.n_draws))
+    for sl, _, logit, loc, scale in _chunks(rows, seed):
         out[sl] = expit(logit) * np.exp(loc + 0.5 * scale**2)
     return out
 
@@ -308,16 +326,11 @@ def predictive_summary(
     """Posterior predictive summary per customer: ``prediction`` (mean), ``p_positive`` = P(y > 0),
     quantiles ``qNN`` of the predictive mixture (``q50`` is the median), and the 90% interval of the expected
     value over parameter uncertainty (``expected_q05``, ``expected_q95``)."""
-    d = _draws(idata, max_draws)
-    X = np.asarray(X, dtype=np.float64)
-    group = np.zeros(len(X), np.int32) if group is None else np.asarray(group)
-    S = d["intercept_p"].shape[0]
+    rows = _prepare(idata, X, group, max_draws)
     taus = np.asarray(taus, dtype=np.float64)
-    names = [f"q{_pct(t)}" for t in taus]
-    cols = {k: np.empty(len(X)) for k in ["prediction", "p_positive", *names, "expected_q05", "expected_q95"]}
-    key = jax.random.PRNGKey(seed)
-    for sl in _chunks(len(X), S, 500_000):
-        logit, loc, scale = _params_rows(d, X[sl], group[sl], jax.random.fold_in(key, sl.start))
+    names = [quantile_column(t) for t in taus]
+    cols = {k: np.empty(len(rows.X)) for k in ["prediction", "p_positive", *names, "expected_q05", "expected_q95"]}
+    for sl, _, logit, loc, scale in _chunks(rows, seed, 500_000):
         p = expit(logit)
         ev = p * np.exp(loc + 0.5 * scale**2)
         cols["prediction"][sl] = ev.mean(axis=1)
@@ -330,22 +343,11 @@ def predictive_summary(
     return cols
 
 
-def _pct(tau: float) -> str:
-    v = round(float(tau) * 100, 6)
-    return f"{int(v):02d}" if v == int(v) else f"{v:g}"
-
-
 def sample_predictive(idata, X, group=None, *, max_draws: int | None = 1000, seed: int = 0) -> np.ndarray:
     """One posterior predictive draw of ``y`` per posterior draw and customer, shape (n, S)."""
-    d = _draws(idata, max_draws)
-    X = np.asarray(X, dtype=np.float64)
-    group = np.zeros(len(X), np.int32) if group is None else np.asarray(group)
-    S = d["intercept_p"].shape[0]
-    out = np.empty((len(X), S))
-    key = jax.random.PRNGKey(seed)
-    for sl in _chunks(len(X), S):
-        k = jax.random.fold_in(key, sl.start)
-        logit, loc, scale = _params_rows(d, X[sl], group[sl], k)
+    rows = _prepare(idata, X, group, max_draws)
+    out = np.empty((len(rows.X), rows.n_draws))
+    for sl, k, logit, loc, scale in _chunks(rows, seed):
         out[sl] = np.asarray(ZeroInflatedLogNormal(logits=logit, loc=loc, scale=scale).sample(jax.random.fold_in(k, 1)))
     return out
 
@@ -353,15 +355,10 @@ def sample_predictive(idata, X, group=None, *, max_draws: int | None = 1000, see
 def pointwise_log_likelihood(idata, X, y, group=None, *, max_draws: int | None = 1000, seed: int = 0) -> np.ndarray:
     """``log p(y_i | theta_s)`` for held-out customers, shape (n, S): the input of the log predictive density
     (:func:`btyd_ltv.metrics.log_predictive_density`)."""
-    d = _draws(idata, max_draws)
-    X = np.asarray(X, dtype=np.float64)
+    rows = _prepare(idata, X, group, max_draws)
     y = np.asarray(y, dtype=np.float64)
-    group = np.zeros(len(X), np.int32) if group is None else np.asarray(group)
-    S = d["intercept_p"].shape[0]
-    out = np.empty((len(X), S))
-    key = jax.random.PRNGKey(seed)
-    for sl in _chunks(len(X), S):
-        logit, loc, scale = _params_rows(d, X[sl], group[sl], jax.random.fold_in(key, sl.start))
+    out = np.empty((len(rows.X), rows.n_draws))
+    for sl, _, logit, loc, scale in _chunks(rows, seed):
         out[sl] = np.asarray(ziln_log_prob(y[sl, None], logit, loc, scale))
     return out
 
@@ -377,6 +374,6 @@ def population_totals(idata, X, group=None, *, max_draws: int | None = 1000, see
     for name, v in (("expected", ev), ("predictive", pred)):
         row = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan")}
         for q, val in zip(levels, np.quantile(v, levels)):
-            row[f"q{_pct(q)}"] = float(val)
+            row[quantile_column(q)] = float(val)
         out[name] = row
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -12,19 +11,6 @@ from typer.testing import CliRunner
 from btyd_ltv.cli import app
 from btyd_ltv.data.simulate import simulate_ziln
 from btyd_ltv.metrics import report
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _keep_xla_flags():
-    import jax
-
-    jax.devices()
-    saved = os.environ.get("XLA_FLAGS")
-    yield
-    if saved is None:
-        os.environ.pop("XLA_FLAGS", None)
-    else:
-        os.environ["XLA_FLAGS"] = saved
 
 
 def _run(*args):
