@@ -8,6 +8,7 @@ reported as :class:`~btyd_ltv.errors.SamplingWarning`, never swallowed.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
@@ -165,7 +166,7 @@ def fit(
         if progress_bar is None:
             progress_bar = sys.stderr.isatty()
         chain_method = chain_method or default_chain_method(num_chains)
-        init = module.init_strategy() if hasattr(module, "init_strategy") else None
+        init = _init_strategy(module, data, priors)
         kernel = NUTS(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
                       **({"init_strategy": init} if init is not None else {}))
         mcmc = MCMC(
@@ -203,6 +204,15 @@ def fit(
     return idata
 
 
+def _init_strategy(module: ModuleType, data: Any, priors: Any):
+    """The family's ``init_strategy`` hook, called with the data and priors when it takes them."""
+    hook = getattr(module, "init_strategy", None)
+    if hook is None:
+        return None
+    params = inspect.signature(hook).parameters
+    return hook(data, priors) if len(params) >= 2 else hook()
+
+
 def param_names(family: ModuleType | str, data: Any) -> list[str]:
     """The posterior variables a fit of ``family`` on ``data`` has (``module.param_names(data)`` when the
     family's variables depend on the data, e.g. ZILN group terms, else ``module.PARAM_NAMES``)."""
@@ -216,7 +226,14 @@ def _constant_data(data):
     """The likelihood's data tuple as an xarray Dataset, each array on its own dimension, scalars as attrs."""
     import xarray as xr
 
-    fields = data._asdict()
+    fields = {}
+    for k, v in data._asdict().items():
+        if isinstance(v, tuple) and all(isinstance(x, str) for x in v):
+            fields[k] = ",".join(v)  # e.g. the names of a family's hierarchy levels
+        elif isinstance(v, tuple):
+            fields.update({f"{k}_{i}": x for i, x in enumerate(v)})  # ragged per-level arrays
+        else:
+            fields[k] = v
     arrays = {
         k: ((f"{k}_dim",) if np.ndim(v) == 1 else tuple(f"{k}_dim_{i}" for i in range(np.ndim(v))), np.asarray(v))
         for k, v in fields.items() if np.ndim(v) > 0

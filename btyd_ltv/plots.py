@@ -12,7 +12,7 @@ import pandas as pd
 
 from btyd_ltv.metrics import _cumulative_gain, gain_curve
 
-__all__ = ["decile_data", "decile_chart", "gain_data", "gain_chart"]
+__all__ = ["decile_data", "decile_chart", "gain_data", "gain_chart", "fan_chart_data", "fan_chart"]
 
 
 def _as_draws(pred_draws) -> np.ndarray:
@@ -97,4 +97,139 @@ def gain_chart(y_true, pred_draws, *, prob: float = 0.9, ax=None, label: str = "
     ax.set_xlabel("fraction of customers (by prediction, high to low)")
     ax.set_ylabel("share of total value")
     ax.legend(loc="lower right")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ fan charts
+def _fan_bands(columns) -> list[tuple[str, str, float]]:
+    """Central bands ``(low column, high column, probability)`` from symmetric quantile columns (``q05``/``q95``
+    -> 90%, ``q25``/``q75`` -> 50%), widest first."""
+    from btyd_ltv.data.predictions import quantile_column, quantile_columns
+
+    probs = quantile_columns(columns)
+    bands = []
+    for low, p in probs.items():
+        high = quantile_column(1 - p)
+        if p < 0.5 and high in probs:
+            bands.append((low, high, round(1 - 2 * p, 6)))
+    return sorted(bands, key=lambda b: -b[2])
+
+
+def fan_chart_data(curves: pd.DataFrame, cohorts=None, *, max_panels: int = 12) -> pd.DataFrame:
+    """The rows of a :func:`btyd_ltv.curves.curve_table`-shaped frame that :func:`fan_chart` draws: the chosen
+    cohorts (default: the first ``max_panels`` in the frame's order; at most ``max_panels`` of a given list), in
+    panel order and by age within a cohort.
+
+    ``curves`` needs ``cohort``, ``age`` and ``q50`` or ``mean``; ``observed`` and symmetric quantile pairs
+    (``q05``/``q95``, ``q25``/``q75``, ...) are drawn where present. An unknown cohort raises
+    :class:`~btyd_ltv.errors.DataValidationError` naming it; cohorts match by label or by its string (as read
+    back from CSV).
+    """
+    from btyd_ltv.errors import DataValidationError
+
+    if not isinstance(curves, pd.DataFrame):
+        raise DataValidationError(f"curves must be a DataFrame like btyd_ltv.curves.curve_table's, got "
+                                  f"{type(curves).__name__}")
+    missing = [c for c in ("cohort", "age") if c not in curves.columns]
+    if "q50" not in curves.columns and "mean" not in curves.columns:
+        missing.append("q50 (or mean)")
+    if missing:
+        raise DataValidationError(f"curves: missing column(s) {missing}; it has {list(map(str, curves.columns))}. "
+                                  "Build it with btyd_ltv.curves.curve_table")
+    if max_panels < 1:
+        raise DataValidationError(f"max_panels must be >= 1, got {max_panels}")
+    labels = list(pd.unique(curves["cohort"]))
+    if not labels:
+        raise DataValidationError("curves has no rows; there is no cohort to draw")
+    if cohorts is None:
+        chosen = labels[:max_panels]
+    else:
+        if isinstance(cohorts, (str, bytes)) or not hasattr(cohorts, "__iter__"):
+            cohorts = [cohorts]
+        lookup = {str(c): c for c in labels}
+        lookup.update({c: c for c in labels})
+        chosen = []
+        for c in cohorts:
+            key = c if c in lookup else str(c)
+            if key not in lookup:
+                shown = ", ".join(repr(x) for x in labels[:5]) + (", ..." if len(labels) > 5 else "")
+                raise DataValidationError(f"fan_chart: cohort {c!r} is not in curves; it has {len(labels)} "
+                                          f"cohort(s): {shown}")
+            chosen.append(lookup[key])
+        chosen = list(dict.fromkeys(chosen))[:max_panels]
+    order = {c: i for i, c in enumerate(chosen)}
+    rows = curves[curves["cohort"].isin(chosen)]
+    rank = rows["cohort"].map(order)
+    return rows.assign(_panel=rank.to_numpy()).sort_values(["_panel", "age"], kind="stable").drop(columns="_panel")
+
+
+def fan_chart(
+    curves: pd.DataFrame,
+    cohorts=None,
+    *,
+    ncols: int = 3,
+    max_panels: int = 12,
+    title: str | None = None,
+    ylabel: str = "cumulative LTV per install",
+    xlabel: str = "age (days)",
+    roas_line=None,
+):
+    """Fan chart of cumulative LTV curves, one panel per cohort, from a :func:`btyd_ltv.curves.curve_table`
+    frame (or :func:`btyd_ltv.curves.roas_table`'s, with ``roas_line={c: 1.0}``).
+
+    Each panel shows the observed curve as dots (ages with an ``observed`` value only), the posterior median
+    (``q50``, else ``mean``) as a line, and the central bands of the symmetric quantile pairs: 90% (``q05``-
+    ``q95``) and 50% (``q25``-``q75``). ``roas_line`` maps a cohort to a break-even level drawn as a dashed
+    horizontal line: ``cost / installs`` on the LTV-per-install scale (1 on the ROAS scale). Panels: see
+    :func:`fan_chart_data`; ``ncols`` per row. Artists carry gids ``observed``, ``median``, ``band_90``,
+    ``band_50`` and ``break_even``.
+    """
+    import matplotlib.pyplot as plt
+
+    from btyd_ltv.errors import DataValidationError
+
+    if ncols < 1:
+        raise DataValidationError(f"ncols must be >= 1, got {ncols}")
+    data = fan_chart_data(curves, cohorts, max_panels=max_panels)
+    panels = list(pd.unique(data["cohort"]))
+    bands = _fan_bands(data.columns)
+    centre = "q50" if "q50" in data.columns else "mean"
+    lines = dict(roas_line or {})
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3 * nrows), squeeze=False, constrained_layout=True)
+    flat = axes.ravel()
+    for ax in flat[len(panels):]:
+        fig.delaxes(ax)
+    for ax, cohort in zip(flat, panels):
+        d = data[data["cohort"] == cohort]
+        age = d["age"].to_numpy(dtype=np.float64)
+        for low, high, prob in bands:
+            alpha = 0.12 + 0.5 * (1 - prob) if prob < 1 else 0.1
+            band = ax.fill_between(age, d[low].to_numpy(dtype=np.float64), d[high].to_numpy(dtype=np.float64),
+                                   color="C0", alpha=min(alpha, 0.5), lw=0, label=f"{prob:.0%} interval")
+            band.set_gid(f"band_{prob * 100:g}")
+        (median,) = ax.plot(age, d[centre].to_numpy(dtype=np.float64), color="C0", lw=1.5,
+                            label="median" if centre == "q50" else "mean")
+        median.set_gid("median")
+        if "observed" in d.columns:
+            obs = d["observed"].to_numpy(dtype=np.float64)
+            seen = np.isfinite(obs)
+            if seen.any():
+                (dots,) = ax.plot(age[seen], obs[seen], "o", color="k", ms=2.5, label="observed")
+                dots.set_gid("observed")
+        level = lines.get(cohort, lines.get(str(cohort)))
+        if level is not None and np.isfinite(level):
+            ax.axhline(level, color="C3", ls="--", lw=1, label="break-even").set_gid("break_even")
+        ax.set_title(str(cohort), fontsize=10)
+        ax.margins(x=0)
+    legend = {}
+    for ax in flat[: len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    flat[0].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left")
+    fig.supxlabel(xlabel)
+    fig.supylabel(ylabel)
+    if title is not None:
+        fig.suptitle(title)
     return fig

@@ -137,7 +137,27 @@ DATASETS: dict[str, DatasetInfo] = {
         observation_end="1998-06-30",
         built_from="cdnow-master",
     ),
+    "game-portfolio": DatasetInfo(
+        name="game-portfolio",
+        description=(
+            "Synthetic mobile-game portfolio with known truth (btyd_ltv.data.portfolio.simulate_portfolio, seed "
+            "2026): 2 apps x 2 campaigns x 45 daily cohorts of 1,000-20,000 installs, followed to the last "
+            "acquisition day (ages 0..44), with active users, payers, revenue, acquisition cost and acquired_day; "
+            "one app has game-like (BG/BB) retention, the other subscription-like (beta-discrete-Weibull)"
+        ),
+        kind="cohorts",
+        filename="",
+        n_rows=4140,
+        n_customers=2004923,
+        period="45 acquisition days, observed to day 44 (no calendar dates: acquired_day is the day index)",
+        source="simulated by btyd_ltv (no external data)",
+        freq="D",
+        built_from="simulate_portfolio",
+    ),
 }
+
+#: Settings of the ``game-portfolio`` data set.
+GAME_PORTFOLIO = dict(n_apps=2, campaigns_per_app=2, days=45, seed=2026)
 
 
 def _file(filename: str):  # -> importlib.resources.abc.Traversable
@@ -155,6 +175,10 @@ def load_dataset(name: str) -> pd.DataFrame:
     info = DATASETS.get(name)
     if info is None:
         raise DataValidationError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
+    if info.built_from == "simulate_portfolio":
+        from btyd_ltv.data.portfolio import simulate_portfolio
+
+        return simulate_portfolio(**GAME_PORTFOLIO)[0]
     if info.kind == "cohorts":
         return cohort_table_from_transactions(
             load_dataset(info.built_from), cohort_period=info.freq, observation_end=info.observation_end
@@ -201,7 +225,7 @@ def list_datasets() -> pd.DataFrame:
             "rows": info.n_rows,
             "customers": info.n_customers,
             "period": info.period,
-            "size_kb": round(len(_file(info.filename).read_bytes()) / 1024, 1),
+            "size_kb": round(len(_file(info.filename).read_bytes()) / 1024, 1) if info.filename else 0.0,
             "source": info.source,
         }
         for info in DATASETS.values()

@@ -92,7 +92,7 @@ def test_summary_reproduced_from_sample():
 
 
 def test_registry():
-    assert set(DATASETS) == {"cdnow", "cdnow-summary", "cdnow-master", "cdnow-weekly"}
+    assert set(DATASETS) == {"cdnow", "cdnow-summary", "cdnow-master", "cdnow-weekly", "game-portfolio"}
     info = DATASETS["cdnow"]
     assert isinstance(info, DatasetInfo)
     assert (info.freq, info.freq_multiplier, info.calibration_end, info.observation_end) == (
@@ -103,6 +103,10 @@ def test_registry():
         info.freq = "W"  # type: ignore[misc]
     for name, info in DATASETS.items():
         df = load_dataset(name)
+        if info.built_from == "simulate_portfolio":  # simulated on load, no file
+            n_customers = df.groupby("cohort")["installs"].first().sum()
+            assert info.filename == "" and len(df) == info.n_rows and n_customers == info.n_customers
+            continue
         if info.kind == "cohorts":
             n_customers = df.groupby("cohort")["installs"].first().sum()
             assert info.built_from in DATASETS and info.filename == DATASETS[info.built_from].filename
@@ -138,8 +142,10 @@ def test_list_datasets():
     weekly = df.set_index("name").loc["cdnow-weekly"]
     assert (weekly["kind"], weekly["rows"], weekly["customers"]) == ("cohorts", 936, 23570)
     assert "13 weekly cohorts" in weekly["period"] and "built on load from cdnow-master" in weekly["source"]
-    assert (df["size_kb"] > 5).all() and (df["size_kb"] < 1024).all()
-    assert df["source"].str.contains("brucehardie.com").all()
+    shipped = df[df["name"] != "game-portfolio"]  # simulated on load: no file
+    assert (shipped["size_kb"] > 5).all() and (shipped["size_kb"] < 1024).all()
+    assert df.set_index("name").loc["game-portfolio", "size_kb"] == 0.0
+    assert shipped["source"].str.contains("brucehardie.com").all()
 
 
 def test_no_lifetimes_at_run_time():

@@ -1,0 +1,293 @@
+"""Cohort-curve workflow: cohort table -> hierarchical fit -> cumulative LTV forecasts, ROAS decisions -> files.
+
+The functions behind ``btyd-ltv curves fit`` / ``predict``; notebooks and the backtest call them too.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from btyd_ltv.curves import cohort_table, curve_table, group_curves, group_totals
+from btyd_ltv.data.cohorts import CohortColumns, validate_cohort_table
+from btyd_ltv.errors import DataValidationError
+from btyd_ltv.inference import Diagnostics, diagnose, fit
+from btyd_ltv.io import write_csv, write_netcdf
+from btyd_ltv.models import cohort_curve as cc
+from btyd_ltv.workflow import FitOptions, params_table
+
+__all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "curve_forecaster", "write_curve_fit",
+           "select_observed_age"]
+
+CHECKPOINTS = {"D": (7, 30, 90, 180, 365), "W": (4, 13, 26, 52, 78), "M": (1, 3, 6, 12, 24)}
+PERIOD_LABEL = {"D": "d", "W": "w", "M": "m"}
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """Model and forecast settings (see :mod:`btyd_ltv.models.cohort_curve`). ``options`` are the sampler's."""
+
+    retention: str = "bgbb"
+    likelihood: str = "beta-binomial"
+    cohort_effects: tuple[str, ...] | None = None
+    horizon: int = 365
+    period: str = "D"
+    max_draws: int = 400
+    options: FitOptions = field(default_factory=FitOptions)
+
+
+@dataclass
+class CurveFit:
+    """A fitted cohort-curve model and its forecasts.
+
+    ``draws``: (cohorts, horizon + 1, draws) cumulative LTV per install; ``curves`` / ``cohorts`` /
+    ``groups``: the tables written to ``curves.csv``, ``cohorts.csv`` and ``groups.csv``."""
+
+    posterior: object
+    data: cc.CohortCurveData
+    index: dict
+    table: pd.DataFrame
+    draws: np.ndarray
+    curves: pd.DataFrame
+    cohorts: pd.DataFrame
+    groups: pd.DataFrame | None
+    group_draws: dict
+    params: pd.DataFrame
+    diagnostics: Diagnostics | None
+    columns: CohortColumns
+    settings: CurveOptions
+
+
+def select_observed_age(table: pd.DataFrame, observed_age: int | None,
+                        columns: CohortColumns = CohortColumns()) -> pd.DataFrame:
+    """Keep the cohorts observed for at least ``observed_age`` periods (ages ``0..observed_age``): the
+    youngest cohorts left are the ones a marketer decides on after ``observed_age`` days. ``None`` keeps all."""
+    if observed_age is None:
+        return table
+    if int(observed_age) < 0:
+        raise DataValidationError(f"--observed-age must be >= 0, got {observed_age}")
+    max_age = table.groupby(columns.cohort)[columns.age].transform("max")
+    kept = table[max_age >= int(observed_age)]
+    if kept.empty:
+        raise DataValidationError(
+            f"no cohort is observed to age {observed_age} (the oldest reaches age {int(max_age.max())}); "
+            "lower --observed-age"
+        )
+    return kept.reset_index(drop=True)
+
+
+def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions):
+    return cc.make_data(
+        table, cohort_col=columns.cohort, age_col=columns.age, installs_col=columns.installs,
+        revenue_col=columns.revenue, active_col=columns.active_users, group_cols=columns.groups,
+        retention=settings.retention, likelihood=settings.likelihood, cohort_effects=settings.cohort_effects,
+    )
+
+
+def _per_cohort(table: pd.DataFrame, columns: CohortColumns, cohorts: Sequence[str]) -> pd.DataFrame:
+    first = table.groupby(table[columns.cohort].astype(str), sort=False).first()
+    return first.loc[list(cohorts)]
+
+
+def _summaries(draws: np.ndarray, data: cc.CohortCurveData, index: dict, table: pd.DataFrame,
+               columns: CohortColumns, settings: CurveOptions):
+    cohorts = index["cohorts"]
+    per = _per_cohort(table, columns, cohorts)
+    installs = per[columns.installs].to_numpy(np.float64)
+    cost = per[columns.cost].to_numpy(np.float64) if columns.cost else None
+    observed, last = cc._observed_cumulative(data, settings.horizon)
+    checkpoints = [c for c in CHECKPOINTS.get(settings.period, CHECKPOINTS["D"]) if c <= settings.horizon]
+    label = PERIOD_LABEL.get(settings.period, "d")
+    groups = per[list(columns.groups)].reset_index(drop=True) if columns.groups else None
+    curves = curve_table(draws, cohorts, observed)
+    coh = cohort_table(draws, cohorts, installs, cost=cost, observed_age=last, groups=groups,
+                       checkpoints=checkpoints, horizon=settings.horizon, period_label=label)
+    group_tables, group_draws = [], {}
+    for col in columns.groups:
+        labels, gd = group_curves(draws, installs, per[col].astype(str).to_numpy())
+        totals = group_totals(per[col].astype(str).to_numpy(), installs, cost)
+        gcost = totals["cost"].to_numpy(np.float64) if cost is not None else None
+        t = cohort_table(gd, [str(x) for x in labels], totals["installs"].to_numpy(np.float64), cost=gcost,
+                         checkpoints=checkpoints, horizon=settings.horizon, period_label=label)
+        t = t.rename(columns={"cohort": "group"})
+        t.insert(0, "level", col)
+        group_tables.append(t)
+        group_draws[col] = (list(map(str, labels)), gd)
+    groups_table = pd.concat(group_tables, ignore_index=True) if group_tables else None
+    return curves, coh, groups_table, group_draws
+
+
+def fit_curves(
+    table: pd.DataFrame,
+    columns: CohortColumns = CohortColumns(active_users="active_users"),
+    *,
+    settings: CurveOptions = CurveOptions(),
+    observed_age: int | None = None,
+    summarise: bool = True,
+) -> CurveFit:
+    """Validate a long cohort table, fit the hierarchical cohort-curve model by NUTS and forecast every cohort's
+    cumulative LTV per install to ``settings.horizon`` (:func:`btyd_ltv.models.cohort_curve.predictive_ltv`),
+    with ROAS and payback quantities when ``columns.cost`` is given (:func:`btyd_ltv.curves.cohort_table`).
+    Sampling problems are reported as :class:`~btyd_ltv.errors.SamplingWarning` and kept in ``diagnostics``."""
+    if columns.active_users is not None and columns.active_users not in table.columns:
+        columns = replace(columns, active_users=None)
+    clean = validate_cohort_table(table, columns)
+    clean = select_observed_age(clean, observed_age, columns)
+    data, index = _make_data(clean, columns, settings)
+    o = settings.options
+    idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
+                num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
+                target_accept_prob=o.target_accept_prob, dense_mass=False)
+    idata.attrs["cohort_curve"] = json.dumps({
+        "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
+                                                                       "active_users", "payers", "cost")}
+        | {"groups": list(columns.groups)},
+        "retention": settings.retention, "likelihood": settings.likelihood,
+        "cohort_effects": list(data.cohort_effects), "period": settings.period,
+    })
+    names = cc.param_names(data)
+    diag = diagnose(idata, names) if o.method == "nuts" else None
+    return _forecast(idata, data, index, clean, columns, settings, names, diag, summarise)
+
+
+def _forecast(idata, data, index, clean, columns, settings, names, diag, summarise=True) -> CurveFit:
+    values = cc.posterior_values(idata.posterior, data)
+    draws = cc.predictive_ltv(values, data, settings.horizon, max_draws=settings.max_draws,
+                              seed=settings.options.seed)
+    curves = coh = groups = None
+    group_draws: dict = {}
+    if summarise:
+        curves, coh, groups, group_draws = _summaries(draws, data, index, clean, columns, settings)
+    params = params_table(idata, names)
+    return CurveFit(idata, data, index, clean, draws, curves, coh, groups, group_draws, params, diag, columns,
+                    settings)
+
+
+def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None, max_draws: int = 400,
+                   seed: int = 0) -> CurveFit:
+    """Forecasts from a saved posterior (``posterior.nc`` of :func:`fit_curves`) for a (possibly newer) cohort
+    table: every cohort is anchored on the table's observed values. Cohorts (and groups) the posterior has keep
+    their posterior parameters; new ones get parameters drawn from their group's distribution (the hierarchy's
+    population curve), not conditioned on their own early data -- refit to use those."""
+    meta = json.loads(posterior.attrs["cohort_curve"])
+    colspec = dict(meta["columns"])
+    groups = tuple(colspec.pop("groups"))
+    columns = CohortColumns(**colspec, groups=groups)
+    if columns.active_users is not None and columns.active_users not in table.columns:
+        raise DataValidationError(f"the cohort table has no {columns.active_users!r} column, which the posterior "
+                                  "was fitted with")
+    clean = validate_cohort_table(table, columns)
+    settings = CurveOptions(retention=meta["retention"], likelihood=meta["likelihood"],
+                            cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
+                            horizon=int(horizon) if horizon is not None else 365, max_draws=max_draws,
+                            options=FitOptions(seed=seed))
+    old_data, _ = _rebuild(posterior, meta, settings)
+    data, index = _make_data(clean, columns, settings)
+    # keep the fitted data's centring constants so parameters mean the same thing
+    data = data._replace(log_age_center=old_data["log_age_center"], ref_age=old_data["ref_age"],
+                         log_arpdau_center=old_data["log_arpdau_center"],
+                         log_retention_center=old_data["log_retention_center"])
+    values = _map_values(posterior, meta, data, index, seed)
+    draws = cc.predictive_ltv(values, data, settings.horizon, max_draws=None, seed=seed)
+    curves, coh, groups_t, group_draws = _summaries(draws, data, index, clean, columns, settings)
+    known = set(meta["index"]["cohorts"])
+    coh.insert(1, "in_posterior", [c in known for c in index["cohorts"]])
+    names = [n for n in posterior.posterior.data_vars if n.endswith("_mu") or "_sd_" in n or n in cc.NOISE_PARAMS]
+    params = params_table(posterior, names)
+    return CurveFit(posterior, data, index, clean, draws, curves, coh, groups_t, group_draws, params, None,
+                    columns, settings)
+
+
+def _rebuild(posterior, meta, settings) -> tuple[dict, None]:
+    attrs = posterior.constant_data.attrs
+    return {k: float(attrs[k]) for k in ("log_age_center", "ref_age", "log_arpdau_center",
+                                          "log_retention_center")}, None
+
+
+def _map_values(posterior, meta, data: cc.CohortCurveData, index: dict, seed: int) -> dict:
+    """Posterior draws of every level's values re-indexed to the new table's hierarchy; elements the posterior
+    does not have are drawn from ``N(parent value, level sd)``."""
+    post = posterior.posterior
+    flat = lambda v: np.asarray(v).reshape((-1,) + np.asarray(v).shape[2:])  # noqa: E731
+    rng = np.random.default_rng(seed)
+    old_labels = [meta["index"]["groups"][c] for c in meta["index"]["group_cols"]] + [meta["index"]["cohorts"]]
+    new_labels = [index["groups"][c] for c in index["group_cols"]] + [index["cohorts"]]
+    values = {}
+    for p in cc._param_list(data.retention):
+        values[f"{p}_mu"] = flat(post[f"{p}_mu"])
+        current = values[f"{p}_mu"][:, None]
+        for suffix, lvl in cc._levels(data, p):
+            old = flat(post[f"{p}_{suffix}"])  # (S, n_old)
+            sd = flat(post[f"{p}_sd_{suffix}"])[:, None]
+            pos = pd.Index(old_labels[lvl]).get_indexer(new_labels[lvl])
+            parent_vals = current[:, data.parent[lvl]]
+            fresh = parent_vals + sd * rng.standard_normal(parent_vals.shape)
+            current = np.where(pos[None, :] >= 0, old[:, np.maximum(pos, 0)], fresh)
+            values[f"{p}_{suffix}"] = current
+    for n in cc.NOISE_PARAMS:
+        if n in post:
+            values[n] = flat(post[n])
+    return values
+
+
+def curve_forecaster(columns: CohortColumns, settings: CurveOptions, *, name: str = "bayes") -> object:
+    """A :mod:`btyd_ltv.backtest` forecaster: fit on the history at each cutoff, return the predictive draws of
+    the target cohorts at the checkpoints."""
+    from btyd_ltv.backtest import CurveForecast
+
+    def forecast(history: pd.DataFrame, cohorts: Sequence[str], ages: Sequence[int]) -> CurveForecast:
+        ages = np.asarray(ages, dtype=int)
+        s = replace(settings, horizon=int(max(ages)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = fit_curves(history, columns, settings=s, summarise=False)
+        pos = pd.Index(res.index["cohorts"]).get_indexer([str(c) for c in cohorts])
+        samples = res.draws[pos][:, ages, :].astype(np.float64)
+        return CurveForecast(list(cohorts), ages, samples.mean(axis=-1), samples)
+
+    forecast.__name__ = name
+    return forecast
+
+
+def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True, max_panels: int = 12) -> list[Path]:
+    """Write ``curves.csv``, ``cohorts.csv``, ``groups.csv`` (with grouping columns), ``params.csv``,
+    ``posterior.nc`` and fan charts (``fan_cohorts.png``: the youngest cohorts, largest first; one
+    ``fan_<group column>.png`` per grouping column) to ``out_dir``, each atomically."""
+    from btyd_ltv.io import atomic_path
+
+    out = Path(out_dir)
+    paths = [write_csv(result.curves, out / "curves.csv", index=False),
+             write_csv(result.cohorts, out / "cohorts.csv", index=False)]
+    if result.groups is not None:
+        paths.append(write_csv(result.groups, out / "groups.csv", index=False))
+    paths.append(write_csv(result.params, out / "params.csv"))
+    paths.append(write_netcdf(result.posterior, out / "posterior.nc"))
+    if plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from btyd_ltv.plots import fan_chart
+
+        xlabel = {"D": "age (days)", "W": "age (weeks)", "M": "age (months)"}.get(result.settings.period, "age")
+        coh = result.cohorts.sort_values(["observed_age", "installs"], ascending=[True, False])
+        top = coh["cohort"].astype(str).head(max_panels).tolist()
+        figs = {"fan_cohorts.png": fan_chart(result.curves, top, xlabel=xlabel, max_panels=max_panels,
+                                             title="youngest cohorts: observed, median, 50% and 90% bands")}
+        for col, (labels, gd) in result.group_draws.items():
+            g = curve_table(gd, labels)
+            figs[f"fan_{col}.png"] = fan_chart(g, labels[:max_panels], xlabel=xlabel, max_panels=max_panels,
+                                               title=f"cumulative LTV per install by {col}")
+        for name, fig in figs.items():
+            with atomic_path(out / name) as tmp:
+                fig.savefig(tmp, dpi=90, format="png")
+            plt.close(fig)
+            paths.append(out / name)
+    return paths

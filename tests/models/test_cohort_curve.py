@@ -1,0 +1,177 @@
+"""Cohort-curve model: retention, ARPDAU and cell likelihoods against scipy, the data layer, predictive curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.special as sp
+import scipy.stats as st
+
+import jax.numpy as jnp
+
+from btyd_ltv.data.portfolio import sbg_survival, simulate_portfolio
+from btyd_ltv.errors import DataValidationError
+from btyd_ltv.models import cohort_curve as cc
+
+RNG = np.random.default_rng(20261125)
+
+
+def _params(n: int, names) -> dict:
+    draws = {"log_ret": RNG.uniform(-3, -0.2, n), "logit_churn": RNG.uniform(-3, 1, n),
+             "log_kappa": RNG.uniform(-1, 3, n), "log_c": RNG.uniform(-0.7, 0.5, n),
+             "log_level": RNG.uniform(-4, 1, n), "rho": RNG.uniform(-0.3, 0.6, n)}
+    return {k: jnp.asarray(draws[k]) for k in names}
+
+
+@pytest.mark.parametrize("retention", cc.RETENTION_FAMILIES)
+def test_log_retention_matches_scipy_beta_functions(retention):
+    names = cc.RETENTION_PARAMS[retention]
+    p = _params(7, names)
+    t = np.arange(0, 60)
+    ref = 5.0
+    got = np.asarray(cc.log_retention(retention, {k: v[:, None] for k, v in p.items()}, t, ref))
+    m = sp.expit(np.asarray(p["logit_churn"]))[:, None]
+    kappa = np.exp(np.asarray(p["log_kappa"]))[:, None]
+    a, b = m * kappa, (1 - m) * kappa
+    c = np.exp(np.asarray(p["log_c"]))[:, None] if "log_c" in p else 1.0
+    log_S = lambda x: sp.betaln(a, b + x ** c) - sp.betaln(a, b)  # noqa: E731
+    want = log_S(t[None, :].astype(float))
+    if "log_ret" in p:
+        want = want + np.asarray(p["log_ret"])[:, None] - log_S(ref)
+    want[:, 0] = 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if retention == "bgbb":  # s(t) = pi S(t), S the sBG survival of the generator (Fader & Hardie 2007)
+        pi = np.exp(np.asarray(cc.log_pi(p, ref)))
+        S = np.exp(log_S(t.astype(float)))
+        np.testing.assert_allclose(np.exp(got[:, 1:]), pi[:, None] * S[:, 1:], rtol=1e-10)
+        np.testing.assert_allclose(np.exp(got[:, int(ref)]), np.exp(np.asarray(p["log_ret"])), rtol=1e-10)
+
+
+def test_sbg_survival_helper_agrees():
+    """The generator's closed form and ours are the same sBG survival (independent code paths)."""
+    p = {"logit_churn": jnp.asarray([-1.2]), "log_kappa": jnp.asarray([0.7])}
+    m, kappa = sp.expit(-1.2), np.exp(0.7)
+    t = np.arange(1, 40)
+    ours = np.exp(np.asarray(cc._log_survival({k: v[:, None] for k, v in p.items()}, jnp.asarray(t, dtype=float))))[0]
+    np.testing.assert_allclose(ours, sbg_survival(t, m * kappa, (1 - m) * kappa), rtol=1e-10)
+
+
+@pytest.mark.parametrize("retention", ["bgbb", "bdw"])
+def test_grid_path_equals_lgamma_path(retention):
+    names = cc.RETENTION_PARAMS[retention]
+    p = _params(9, names)
+    grid = np.asarray(cc._log_retention_grid(retention, p, 120, 7.0))
+    direct = np.asarray(cc.log_retention(retention, {k: v[:, None] for k, v in p.items()}, np.arange(120), 7.0))
+    np.testing.assert_allclose(grid, direct, rtol=1e-9, atol=1e-10)
+
+
+def test_active_log_prob_beta_binomial_and_normal_moments():
+    n = RNG.integers(10, 5000, 50).astype(float)
+    s = RNG.uniform(0.01, 0.9, 50)
+    k = RNG.binomial(n.astype(int), s).astype(float)
+    log_phi = 3.0
+    phi = np.exp(log_phi)
+    bb = np.asarray(cc._active_log_prob(jnp.asarray(k), jnp.asarray(n), jnp.log(jnp.asarray(s)), log_phi,
+                                        "beta-binomial"))
+    # numpyro's BetaBinomial evaluates log B with a series for large arguments: it agrees with scipy (and
+    # mpmath) to ~1e-7 nats, not to machine precision
+    np.testing.assert_allclose(bb, st.betabinom.logpmf(k, n, s * phi, (1 - s) * phi), rtol=0, atol=1e-6)
+    normal = np.asarray(cc._active_log_prob(jnp.asarray(k), jnp.asarray(n), jnp.log(jnp.asarray(s)), log_phi,
+                                            "normal"))
+    mean, var = st.betabinom.stats(n, s * phi, (1 - s) * phi, moments="mv")
+    np.testing.assert_allclose(normal, st.norm.logpdf(k, mean, np.sqrt(var)), rtol=1e-9)
+
+
+def test_revenue_cell_is_ziln_with_mean_users_times_arpdau():
+    users = RNG.integers(1, 3000, 40).astype(float)
+    log_a = RNG.uniform(-4, 1, 40)
+    log_k, log_nu, log_tau = -2.0, -1.0, -1.3
+    revenue = np.where(RNG.random(40) < 0.3, 0.0, RNG.lognormal(2, 1, 40))
+    got = np.asarray(cc._revenue_log_prob(jnp.asarray(revenue), jnp.asarray(users), jnp.log(jnp.asarray(users)),
+                                          jnp.asarray(log_a), log_k, log_nu, log_tau))
+    p0 = np.exp(-np.exp(log_nu) * users)
+    cv2 = np.exp(-log_k) / users + np.exp(2 * log_tau)
+    sigma = np.sqrt(np.log1p(cv2))
+    mean_pos = users * np.exp(log_a) / (1 - p0)
+    mu = np.log(mean_pos) - sigma ** 2 / 2
+    log_p0 = -np.exp(log_nu) * users  # log P(no purchase), exact where p0 underflows
+    want = np.where(revenue > 0, np.log1p(-p0) + st.lognorm.logpdf(revenue, sigma, scale=np.exp(mu)), log_p0)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # E[revenue] = (1 - p0) exp(mu + sigma^2 / 2) = users * arpdau, and CV^2 of the positive part as stated
+    np.testing.assert_allclose((1 - p0) * np.exp(mu + sigma ** 2 / 2), users * np.exp(log_a), rtol=1e-12)
+    np.testing.assert_allclose(np.expm1(sigma ** 2), cv2, rtol=1e-12)
+    # no active users: revenue must be zero
+    zero = np.asarray(cc._revenue_log_prob(jnp.asarray([0.0, 5.0]), jnp.asarray([0.0, 0.0]),
+                                           jnp.asarray([-30.0, -30.0]), jnp.asarray([0.0, 0.0]), 0.0, 0.0, 0.0))
+    assert zero[0] == 0.0 and zero[1] == -np.inf
+
+
+def _small_table():
+    table, truth = simulate_portfolio(n_apps=2, campaigns_per_app=2, days=6, seed=3, retention="bgbb")
+    return table, truth
+
+
+def test_make_data_arrays_and_hierarchy():
+    table, _ = _small_table()
+    data, index = cc.make_data(table, group_cols=("app", "campaign"), centered_min_ages=3,
+                               centered_min_actives=5000)
+    C = table["cohort"].nunique()
+    assert data.observed.shape == (C, 6) and data.observed.sum() == len(table)
+    row = table.iloc[17]
+    c = index["cohorts"].index(row["cohort"])
+    assert data.active[c, row["age"]] == row["active_users"] and data.revenue[c, row["age"]] == row["revenue"]
+    assert data.level_sizes == (2, 4) and data.level_names == ("app", "campaign")
+    # every campaign's parent is its app; every cohort's parent is its campaign
+    camp_of = table.groupby("cohort")["campaign"].first()
+    for i, cohort in enumerate(index["cohorts"]):
+        assert index["groups"]["campaign"][data.parent[2][i]].endswith(camp_of[cohort])
+    assert all(c.all() for c in data.centered[:2])  # groups are centred
+    assert data.cohort_effects == ("log_ret", "log_level") and data.centered[2].shape == (2, C)
+    n_act = (data.active[:, 1:] * data.observed[:, 1:]).sum(axis=1)
+    assert data.centered[2][0].tolist() == (n_act >= 5000).tolist() and 0 < data.centered[2][0].sum() < C
+    n_rev = (data.observed & (data.revenue > 0)).sum(axis=1)
+    assert data.centered[2][1].tolist() == (n_rev >= 3).tolist()
+    assert data.ref_age >= 1 and np.isfinite(data.log_arpdau_center)
+
+
+def test_redundant_level_is_dropped_and_bad_options_raise():
+    table, _ = _small_table()
+    one = table[table["campaign"].str.endswith("camp1")]
+    data, index = cc.make_data(one, group_cols=("app", "campaign"))
+    assert data.level_names == ("app",) and index["group_cols"] == ["app"]
+    with pytest.raises(DataValidationError, match="retention must be one of"):
+        cc.make_data(table, retention="weibull")
+    with pytest.raises(DataValidationError, match="'log_c' is not a parameter of retention='bgbb'"):
+        cc.make_data(table, cohort_effects=["log_c"])
+
+
+def test_predictive_ltv_is_monotone_and_anchored():
+    table, _ = _small_table()
+    data, index = cc.make_data(table, group_cols=("app", "campaign"))
+    values = cc.init_values(data)
+    S = 20
+    vals = {}
+    for p in cc._param_list(data.retention):
+        vals[f"{p}_mu"] = np.full(S, float(values[f"{p}_mu"]))
+        for suffix, lvl in cc._levels(data, p):
+            raw = np.asarray(values[f"{p}_{suffix}_raw"])
+            loc = float(values[f"{p}_mu"])
+            vals[f"{p}_{suffix}"] = np.tile(np.where(cc._centered(data, p, lvl), raw, loc + 0.2 * raw), (S, 1)) + \
+                RNG.normal(0, 0.1, (S, raw.shape[0]))
+    for n in ("log_k", "log_tau", "log_nu", "log_phi"):
+        vals[n] = np.full(S, float(values[n]))
+    draws = cc.predictive_ltv(vals, data, 60, max_draws=None, seed=1)
+    assert draws.shape == (data.installs.shape[0], 61, S)
+    assert (np.diff(draws, axis=1) >= -1e-6).all()  # float32 output
+    obs, last = cc._observed_cumulative(data, 60)
+    for c in range(len(last)):
+        np.testing.assert_allclose(draws[c, : last[c] + 1, :], obs[c, : last[c] + 1, None] * np.ones((1, S)),
+                                   rtol=1e-6)
+    assert (draws[:, -1, :] > draws[np.arange(len(last)), last, :]).all()
+    # same seed, same draws
+    np.testing.assert_array_equal(draws, cc.predictive_ltv(vals, data, 60, max_draws=None, seed=1))
+    # expected curve: cumulative sum of s(t) * arpdau(t) from age 0
+    exp = cc.predictive_ltv(vals, data, 60, kind="expected", max_draws=None)
+    inc = cc.expected_revenue_per_install(vals, data, 60)
+    np.testing.assert_allclose(exp, np.cumsum(inc, axis=-1).transpose(1, 2, 0), rtol=1e-5)

@@ -1,0 +1,151 @@
+"""Cohort-curve workflow and the ``btyd-ltv curves`` commands on a small simulated portfolio: files, the numbers
+in them against each other and against the draws, reproducibility, re-forecasting from a posterior, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from btyd_ltv.cli import app
+from btyd_ltv.cohort_workflow import CurveOptions, fit_curves, predict_curves, write_curve_fit
+from btyd_ltv.data.cohorts import CohortColumns
+from btyd_ltv.data.portfolio import simulate_portfolio
+from btyd_ltv.errors import DataValidationError
+from btyd_ltv.io import read_posterior
+from btyd_ltv.workflow import FitOptions
+
+COLUMNS = CohortColumns(active_users="active_users", payers="payers", cost="cost", groups=("app", "campaign"))
+SMALL = dict(n_apps=2, campaigns_per_app=2, days=6, seed=4, retention="bgbb")
+# small sampler: these tests check the plumbing and the numbers' consistency, not convergence
+SETTINGS = CurveOptions(horizon=60, max_draws=100,
+                        options=FitOptions(num_chains=2, num_warmup=100, num_samples=50, seed=3,
+                                           progress_bar=False, target_accept_prob=0.9))
+
+
+def _run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def portfolio():
+    return simulate_portfolio(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def curve_fit(portfolio):
+    table, _ = portfolio
+    return fit_curves(table, COLUMNS, settings=SETTINGS)
+
+
+def test_tables_agree_with_draws(curve_fit, portfolio):
+    table, _ = portfolio
+    res = curve_fit
+    C = table["cohort"].nunique()
+    assert res.draws.shape == (C, 61, 100)  # 2 chains x 50 draws
+    assert (np.diff(res.draws, axis=1) >= -1e-6).all()
+    curves = res.curves
+    assert list(curves.columns) == ["cohort", "age", "observed", "mean", "q05", "q25", "q50", "q75", "q95"]
+    assert len(curves) == C * 61
+    # observed column = cumulative revenue / installs of the input, NaN beyond the last observed age
+    first = table[table["cohort"] == res.index["cohorts"][0]]
+    want = first["revenue"].cumsum().to_numpy() / first["installs"].iloc[0]
+    got = curves[curves["cohort"] == res.index["cohorts"][0]]
+    np.testing.assert_allclose(got["observed"].to_numpy()[: len(want)], want, rtol=1e-12)
+    assert got["observed"].iloc[len(want):].isna().all()
+    # the forecast equals the observed value where observed, and quantiles are ordered
+    obs = curves.dropna(subset=["observed"])
+    np.testing.assert_allclose(obs["q50"], obs["observed"], rtol=1e-5)
+    assert (curves["q05"] <= curves["q25"] + 1e-9).all() and (curves["q75"] <= curves["q95"] + 1e-9).all()
+    # cohorts.csv: LTV at d30 equals curves.csv at age 30; ROAS = installs x L(H) / cost
+    coh = res.cohorts.set_index("cohort")
+    at30 = curves[curves["age"] == 30].set_index("cohort")
+    np.testing.assert_allclose(coh.loc[at30.index, "ltv_d30_mean"], at30["mean"], rtol=1e-5)
+    per = table.groupby("cohort").first()
+    roas = per.loc[coh.index, "installs"] * coh["ltv_d60_mean"] / per.loc[coh.index, "cost"]
+    np.testing.assert_allclose(coh["roas_mean"], roas, rtol=1e-5)
+    assert ((coh["p_roas_ge_1"] >= 0) & (coh["p_roas_ge_1"] <= 1)).all()
+    # groups: app-level LTV is the install-weighted mean of its cohorts' curves
+    app1 = res.groups[(res.groups["level"] == "app") & (res.groups["group"] == "app1")].iloc[0]
+    members = per[per["app"] == "app1"].index
+    w = per.loc[members, "installs"].to_numpy()
+    pos = pd.Index(res.index["cohorts"]).get_indexer(members)
+    np.testing.assert_allclose(app1["ltv_d60_mean"], (w[:, None] * res.draws[pos, 60, :]).sum(0).mean() / w.sum(),
+                               rtol=1e-5)
+
+
+def test_fit_reports_diagnostics_and_is_reproducible(curve_fit, portfolio):
+    res = curve_fit
+    assert res.diagnostics is not None and res.diagnostics.max_rhat > 0
+    assert {"log_ret_mu", "log_level_sd_cohort", "log_phi"} <= set(res.params.index)
+    again = fit_curves(portfolio[0], COLUMNS, settings=SETTINGS)
+    np.testing.assert_array_equal(res.posterior.posterior["log_ret_mu"].values,
+                                  again.posterior.posterior["log_ret_mu"].values)
+    np.testing.assert_array_equal(res.draws, again.draws)
+
+
+def test_write_and_predict_from_posterior(curve_fit, tmp_path):
+    paths = write_curve_fit(curve_fit, tmp_path)
+    names = {p.name for p in paths}
+    assert {"curves.csv", "cohorts.csv", "groups.csv", "params.csv", "posterior.nc", "fan_cohorts.png",
+            "fan_app.png", "fan_campaign.png"} <= names
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # a newer table: the same cohorts observed 3 more days and 3 new cohorts per campaign
+    newer, _ = simulate_portfolio(**{**SMALL, "days": 9})
+    post = read_posterior(tmp_path / "posterior.nc")
+    pred = predict_curves(post, newer, horizon=60, max_draws=100, seed=1)
+    flags = pred.cohorts.set_index("cohort")["in_posterior"]
+    assert flags.sum() == len(curve_fit.index["cohorts"]) and (~flags).sum() == 4 * 3
+    # anchored on the newer observations
+    c = curve_fit.index["cohorts"][0]
+    got = pred.curves[(pred.curves["cohort"] == c)].set_index("age")
+    rows = newer[newer["cohort"] == c]
+    np.testing.assert_allclose(got.loc[rows["age"].to_numpy(), "q50"],
+                               rows["revenue"].cumsum().to_numpy() / rows["installs"].iloc[0], rtol=1e-5)
+
+
+def test_bad_input_errors(portfolio):
+    table, _ = portfolio
+    dup = pd.concat([table, table.iloc[[3]]], ignore_index=True)
+    with pytest.raises(DataValidationError, match="appears twice|duplicate"):
+        fit_curves(dup, COLUMNS, settings=SETTINGS)
+    with pytest.raises(DataValidationError, match="no cohort is observed to age 50"):
+        fit_curves(table, COLUMNS, settings=SETTINGS, observed_age=50)
+
+
+def test_cli_curves_fit_and_errors(portfolio, tmp_path):
+    table, _ = portfolio
+    path = tmp_path / "cohorts.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "run"
+    res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
+               "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
+    coh = pd.read_csv(out / "cohorts.csv")
+    assert coh["observed_age"].min() == 3 and "ltv_d45_mean" in coh.columns
+    bad = table.copy()
+    bad.loc[5, "revenue"] = -1.0
+    bad.to_csv(path, index=False)
+    res = _run("curves", "fit", path, "--out", tmp_path / "bad", "-q")
+    assert res.exit_code == 2 and "revenue" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "bad").exists()
+    res = _run("curves", "fit", "--dataset", "cdnow", "--out", tmp_path / "x")
+    assert res.exit_code == 2 and "not a cohort table" in res.output
+
+
+def test_cli_from_transactions_and_baseline_backtest(tmp_path):
+    out = tmp_path / "weekly.csv"
+    res = _run("curves", "from-transactions", "--dataset", "cdnow-master", "--cohort-period", "W", "--out", out)
+    assert res.exit_code == 0, res.output
+    built = pd.read_csv(out)
+    from btyd_ltv.data.datasets import load_cdnow_weekly
+
+    ref = load_cdnow_weekly()
+    np.testing.assert_allclose(built["revenue"].to_numpy(), ref["revenue"].to_numpy(), rtol=1e-12)
+    res = _run("curves", "backtest", "--dataset", "cdnow-weekly", "--ks", "4,8", "--checkpoints", "13,26",
+               "--no-model", "--out", tmp_path / "bt")
+    assert res.exit_code == 0, res.output
+    scores = pd.read_csv(tmp_path / "bt" / "backtest.csv")
+    assert set(scores["model"]) == {"multiplier", "chain_ladder", "regression", "power_law"}
