@@ -34,12 +34,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--cohort-effects", default=None, help="comma-separated; default: the model's default")
     args = ap.parse_args()
 
     table, truth = simulate_portfolio(n_apps=args.apps, campaigns_per_app=args.campaigns, days=args.days,
                                       seed=args.seed, retention="bgbb")
     columns = CohortColumns(active_users="active_users", cost="cost", groups=("app", "campaign"))
-    settings = CurveOptions(horizon=args.horizon, options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
+    effects = tuple(args.cohort_effects.split(",")) if args.cohort_effects else None
+    settings = CurveOptions(horizon=args.horizon, cohort_effects=effects, options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
                                                                      num_samples=args.draws, seed=args.seed,
                                                                      progress_bar=False, target_accept_prob=0.9))
     t0 = time.perf_counter()
