@@ -187,12 +187,11 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
                             cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
                             horizon=int(horizon) if horizon is not None else 365, max_draws=max_draws,
                             options=FitOptions(seed=seed))
-    old_data, _ = _rebuild(posterior, meta, settings)
     data, index = _make_data(clean, columns, settings)
     # keep the fitted data's centring constants so parameters mean the same thing
-    data = data._replace(log_age_center=old_data["log_age_center"], ref_age=old_data["ref_age"],
-                         log_arpdau_center=old_data["log_arpdau_center"],
-                         log_retention_center=old_data["log_retention_center"])
+    fitted = posterior.constant_data.attrs
+    data = data._replace(**{k: float(fitted[k]) for k in ("log_age_center", "ref_age", "log_arpdau_center",
+                                                          "log_retention_center")})
     values = _map_values(posterior, meta, data, index, seed)
     draws = cc.predictive_ltv(values, data, settings.horizon, max_draws=None, seed=seed)
     curves, coh, groups_t, group_draws = _summaries(draws, data, index, clean, columns, settings)
@@ -202,12 +201,6 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     params = params_table(posterior, names)
     return CurveFit(posterior, data, index, clean, draws, curves, coh, groups_t, group_draws, params, None,
                     columns, settings)
-
-
-def _rebuild(posterior, meta, settings) -> tuple[dict, None]:
-    attrs = posterior.constant_data.attrs
-    return {k: float(attrs[k]) for k in ("log_age_center", "ref_age", "log_arpdau_center",
-                                          "log_retention_center")}, None
 
 
 def _map_values(posterior, meta, data: cc.CohortCurveData, index: dict, seed: int) -> dict:
@@ -269,9 +262,6 @@ def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True
     paths.append(write_csv(result.params, out / "params.csv"))
     paths.append(write_netcdf(result.posterior, out / "posterior.nc"))
     if plots:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         from btyd_ltv.plots import fan_chart

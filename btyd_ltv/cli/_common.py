@@ -36,6 +36,11 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated option as a list of stripped, non-empty names."""
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
 def echo_table(df, *, floatfmt: str = "{:.4g}") -> None:
     """Print a DataFrame as an aligned text table."""
     typer.echo(df.to_string(float_format=lambda v: floatfmt.format(v)))

@@ -9,14 +9,10 @@ from typing import Optional
 
 import typer
 
-from btyd_ltv.cli._common import echo_table, fail, handle_errors
+from btyd_ltv.cli._common import echo_table, fail, handle_errors, split_list as _split
 
 curves_app = typer.Typer(help="Cohort LTV curves: hierarchical retention x ARPDAU model, forecasts, ROAS, backtests.",
                          no_args_is_help=True)
-
-
-def _split(value: Optional[str]) -> list[str]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else []
 
 
 def _cohort_input(input_path: Optional[Path], dataset: Optional[str]):
@@ -51,11 +47,11 @@ def _columns(table, info, *, cohort_col, age_col, installs_col, revenue_col, act
 
 
 def _setup(chains: int) -> None:
-    import numpyro
-
-    numpyro.set_host_device_count(chains)  # one CPU device per chain, before JAX starts
+    """One CPU device per chain before JAX starts (as ``fit``), and the persistent compilation cache."""
+    from btyd_ltv.cli.fit import ChainMethod, _setup_devices
     from btyd_ltv.inference import enable_compilation_cache
 
+    _setup_devices(chains, ChainMethod.auto)
     if os.environ.get("BTYD_LTV_NO_CACHE") is None:
         enable_compilation_cache()
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from btyd_ltv.cli._common import echo_table, fail, handle_errors
+from btyd_ltv.cli._common import echo_table, fail, handle_errors, split_list as _split
 
 
 class ModelKind(str, Enum):
@@ -168,10 +168,6 @@ def _report_and_write(result, out: Path) -> None:
             typer.echo(f"warning: {name}: {msg}", err=True)
     for path in write_fit(result, out):
         typer.echo(f"wrote {path}")
-
-
-def _split(value: Optional[str]) -> list[str]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else []
 
 
 def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p, categorical, chains, draws, tune,

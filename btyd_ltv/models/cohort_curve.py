@@ -485,7 +485,6 @@ def posterior_values(posterior, data: CohortCurveData) -> dict:
     out = {}
     names = [f"{p}_mu" for p in _param_list(data.retention)]
     names += [f"{p}_{suffix}" for p in _param_list(data.retention) for suffix, _ in _levels(data, p)]
-    names += [f"{p}_sd_cohort" for p in data.cohort_effects]
     names += [n for n in NOISE_PARAMS if n != "log_phi" or data.has_active]
     for n in names:
         v = np.asarray(posterior[n])
@@ -560,7 +559,9 @@ def predictive_ltv(
     installs = jnp.asarray(data.installs)[:, None]
     key = jax.random.PRNGKey(seed)
     t = jnp.arange(H1, dtype=jnp.float64)
-    simulate = _simulator(data, horizon)
+    simulate = _simulator(data)
+    base = np.nan_to_num(cum_obs[np.arange(C), np.maximum(last, 0)], nan=0.0) * (last >= 0)
+    observed_part = np.nan_to_num(cum_obs)[None]
     for start in range(0, S, chunk):
         sl = {k: jnp.asarray(v[start:start + chunk]) for k, v in values.items()}
         inc = expected_revenue_per_install(sl, data, horizon)  # (s, C, H1)
@@ -570,14 +571,13 @@ def predictive_ltv(
         key, sub = jax.random.split(key)
         rev = np.asarray(simulate(sub, sl, installs, t))  # (s, C, H1) simulated revenue per install
         rev = np.where(future[None], rev, 0.0)
-        base = np.nan_to_num(cum_obs[np.arange(C), np.maximum(last, 0)], nan=0.0) * (last >= 0)
         cum = base[None, :, None] + np.cumsum(rev, axis=-1)
-        cum = np.where(future[None], cum, np.nan_to_num(cum_obs)[None])
+        cum = np.where(future[None], cum, observed_part)
         out[:, :, start:start + chunk] = cum.transpose(1, 2, 0)
     return out
 
 
-def _simulator(data: CohortCurveData, horizon: int):
+def _simulator(data: CohortCurveData):
     """Jitted simulation of revenue per install for every cell ``(s, C, H1)`` given a chunk of draws."""
 
     @jax.jit
