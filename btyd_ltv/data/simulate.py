@@ -7,6 +7,8 @@ Generative models:
   repeat purchase she drops out with probability ``p ~ Beta(a, b)``.
 - Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV", J. Marketing Research 42(4); Colombo & Jiang 1999):
   each spend is ``Gamma(p, rate nu)`` with ``nu ~ Gamma(q, rate gamma)``, so ``E[spend] = p gamma / (q - 1)``.
+- Zero-inflated log-normal revenue (Wang, Liu & Miao 2019) from features (:func:`simulate_ziln`), and from
+  daily event sequences plus tabular aggregates (:func:`simulate_multimodal`).
 
 Everything is vectorised over customers (no Python loop per customer) and reproducible from ``seed`` via
 ``np.random.default_rng(seed)``.
@@ -14,14 +16,15 @@ Everything is vectorised over customers (no Python loop per customer) and reprod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from btyd_ltv.errors import DataValidationError
 
-__all__ = ["cdnow_like_T", "simulate_bgnbd", "simulate_gamma_gamma", "simulate_transactions", "simulate_ziln"]
+__all__ = ["MULTIMODAL_CHANNELS", "MultimodalSample", "cdnow_like_T", "simulate_bgnbd", "simulate_gamma_gamma",
+           "simulate_multimodal", "simulate_transactions", "simulate_ziln"]
 
 
 def _positive(**params: float) -> None:
@@ -258,3 +261,146 @@ def simulate_ziln(
         table["group"] = [f"g{v:02d}" for v in g]
     table["y"] = y
     return table, truth
+
+
+# --------------------------------------------------------------------------------------------------------------
+# multimodal customers: daily event sequences + tabular aggregates + zero-inflated future revenue
+# --------------------------------------------------------------------------------------------------------------
+
+#: Channels of the daily event sequences of :func:`simulate_multimodal`, in array order.
+MULTIMODAL_CHANNELS = ("session_length", "views", "launches", "completion_ratio", "streak")
+_MM_PLATFORMS = ("android", "ios")
+_MM_COUNTRIES = ("US", "DE", "JP", "BR", "IN")
+_MM_COUNTRY_LOC = np.array([0.4, 0.2, 0.3, -0.3, -0.6])  # log-amount offsets per country tier
+
+
+class MultimodalSample(NamedTuple):
+    """Output of :func:`simulate_multimodal`.
+
+    ``frame``: one row per customer (index ``customer_id``): the tabular aggregates, the realised ``revenue`` of
+    the forecast window and the true ``expected_revenue`` (for reference; not a feature). ``sequences``
+    ``(n, L, F)`` float32 daily channels ``sequence_names``, right-aligned so that step ``L - 1`` is the last day
+    before the cutoff and zero on padded days; ``sequence_mask`` ``(n, L)`` is True on days the account existed.
+    ``numeric`` / ``categorical`` / ``log1p`` name the feature columns of ``frame``.
+    """
+
+    frame: pd.DataFrame
+    sequences: np.ndarray
+    sequence_mask: np.ndarray
+    sequence_names: tuple[str, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    log1p: tuple[str, ...]
+
+
+def _streaks(active: np.ndarray) -> np.ndarray:
+    """Consecutive active days ending at each step, ``(n, L)`` from a boolean ``(n, L)`` array (vectorised:
+    step index minus the index of the last inactive step at or before it)."""
+    n, L = active.shape
+    steps = np.broadcast_to(np.arange(L), (n, L))
+    last_off = np.maximum.accumulate(np.where(active, -1, steps), axis=1)
+    return np.where(active, steps - last_off, 0)
+
+
+def simulate_multimodal(
+    n: int,
+    *,
+    seq_len: int = 30,
+    n_apps: int = 4,
+    new_share: float = 0.2,
+    trend_effect: float = 1.0,
+    completion_effect: float = 0.6,
+    propensity_effect: float = 1.0,
+    amount_sigma: float = 1.1,
+    seed: int | np.random.SeedSequence | None,
+) -> MultimodalSample:
+    """Customers of a portfolio of apps with daily event sequences, tabular aggregates and future revenue
+    (the multimodal setting of the cross-app LTV reference, seeds/000: sequences for a Transformer, aggregates
+    for a tabular model).
+
+    Latent per customer: engagement level ``e``, engagement trend ``tau``, content affinity ``q``, completion
+    drift ``kappa`` and payer propensity ``pi``, all i.i.d. N(0, 1). On day ``t = 0..L-1`` with
+    ``c_t = t / (L - 1) - 1/2`` the engagement is ``g_t = e + 2 tau c_t + u_t``, ``u_t = 0.6 u_{t-1} + 0.4 N``
+    (so it runs from about ``e - tau`` to ``e + tau`` over the window and averages ``e``); the customer is active w.p.
+    ``sigmoid(0.3 + 1.2 g_t)``, and on active days ``session_length ~ 8 exp(0.35 g_t + 0.4 N)`` minutes,
+    ``launches = 1 + Poisson(exp(0.2 + 0.3 g_t))``, ``views ~ Poisson(launches exp(1 + 0.2 g_t))``,
+    ``completion_ratio = sigmoid(0.2 + 0.6 q + 2 kappa c_t + 0.5 N)``; ``streak`` counts consecutive active
+    days. A share ``new_share`` of accounts is younger than ``L`` days (leading days masked).
+
+    Revenue over the forecast window is zero-inflated log-normal (Wang, Liu & Miao 2019) with
+    ``logit p = -1.2 + app_j + 0.4 ios + propensity_effect pi + 0.6 e + trend_effect tau
+    + completion_effect kappa`` and ``log-amount ~ N(2.5 + country_k + 0.5 pi + 0.3 e + trend_effect tau / 2,
+    amount_sigma^2)``, so ``expected_revenue = p exp(mu + amount_sigma^2 / 2)``; ``app_j`` is evenly spaced on
+    ``[-0.6, 0.6]``, ``ios`` has probability 0.4 and ``country_k`` is +0.4, +0.2, +0.3, -0.3, -0.6 for US, DE,
+    JP, BR, IN. Last window's revenue (``past_revenue``) is drawn the same way without the trend and completion
+    terms (``logit p = -1.4 + app_j + propensity_effect pi + 0.6 e``). The tabular aggregates (app, platform,
+    country, account age, totals and means over the window, ``past_revenue``) summarise the level ``e``, ``q``
+    and ``pi`` but not the direction of ``tau`` and ``kappa``: these live only in the temporal pattern of the
+    sequences (recent vs. earlier engagement, the streak at the cutoff, the completion-ratio trajectory).
+    """
+    n, L = int(n), int(seq_len)
+    if n <= 0 or L < 2:
+        raise DataValidationError(f"need n >= 1 customers and seq_len >= 2 days, got n={n}, seq_len={seq_len}")
+    if n_apps < 1 or not 0.0 <= new_share <= 1.0:
+        raise DataValidationError(f"need n_apps >= 1 and new_share in [0, 1], got {n_apps}, {new_share}")
+    _positive(amount_sigma=amount_sigma)
+    rng = np.random.default_rng(seed)
+    e, tau, q, kappa, pi = rng.standard_normal((5, n))
+    app = rng.integers(0, n_apps, n)
+    app_effect = np.linspace(-0.6, 0.6, n_apps) if n_apps > 1 else np.zeros(1)
+    ios = rng.random(n) < 0.4
+    country = rng.choice(len(_MM_COUNTRIES), size=n, p=[0.3, 0.15, 0.15, 0.2, 0.2])
+    new = rng.random(n) < new_share
+    age = np.where(new, rng.integers(min(3, L - 1), L, n), rng.integers(L, max(400, L + 1), n))
+    mask = np.arange(L)[None, :] >= (L - np.minimum(age, L))[:, None]
+
+    c = np.arange(L) / (L - 1) - 0.5
+    ar = np.zeros((n, L))
+    shocks = 0.4 * rng.standard_normal((n, L))
+    ar[:, 0] = shocks[:, 0] / np.sqrt(1 - 0.6**2)
+    for t in range(1, L):  # AR(1) over days (a loop over L steps, vectorised over customers)
+        ar[:, t] = 0.6 * ar[:, t - 1] + shocks[:, t]
+    g = e[:, None] + 2.0 * tau[:, None] * c[None, :] + ar
+    active = (rng.random((n, L)) < 1.0 / (1.0 + np.exp(-(0.3 + 1.2 * g)))) & mask
+    session = np.where(active, 8.0 * np.exp(0.35 * g + 0.4 * rng.standard_normal((n, L))), 0.0)
+    launches = np.where(active, 1 + rng.poisson(np.exp(0.2 + 0.3 * g)), 0)
+    views = np.where(active, rng.poisson(launches * np.exp(1.0 + 0.2 * g)), 0)
+    completion_logit = 0.2 + 0.6 * q[:, None] + 2.0 * kappa[:, None] * c[None, :] + 0.5 * rng.standard_normal((n, L))
+    completion = np.where(active, 1.0 / (1.0 + np.exp(-completion_logit)), 0.0)
+    streak = _streaks(active)
+    sequences = np.stack([session, views, launches, completion, streak], axis=-1).astype(np.float32)
+
+    logit_p = (-1.2 + app_effect[app] + 0.4 * ios + propensity_effect * pi + 0.6 * e + trend_effect * tau
+               + completion_effect * kappa)
+    p = 1.0 / (1.0 + np.exp(-logit_p))
+    mu = 2.5 + _MM_COUNTRY_LOC[country] + 0.5 * pi + 0.3 * e + 0.5 * trend_effect * tau
+    expected = p * np.exp(mu + 0.5 * amount_sigma**2)
+    revenue = np.where(rng.random(n) < p, np.exp(mu + amount_sigma * rng.standard_normal(n)), 0.0)
+    # Last window's revenue: the same propensity and level, not the trend (it predates the recent trajectory).
+    p_past = 1.0 / (1.0 + np.exp(-(-1.4 + app_effect[app] + propensity_effect * pi + 0.6 * e)))
+    mu_past = 2.5 + _MM_COUNTRY_LOC[country] + 0.5 * pi + 0.3 * e
+    past = np.where(rng.random(n) < p_past, np.exp(mu_past + amount_sigma * rng.standard_normal(n)), 0.0)
+
+    days = np.maximum(mask.sum(axis=1), 1)
+    n_active = active.sum(axis=1)
+    frame = pd.DataFrame({
+        "app": [f"app{j}" for j in app],
+        "platform": np.asarray(_MM_PLATFORMS)[ios.astype(int)],
+        "country": np.asarray(_MM_COUNTRIES)[country],
+        "account_age_days": age.astype(np.float64),
+        "active_days": n_active.astype(np.float64),
+        "active_share": n_active / days,
+        "total_sessions": launches.sum(axis=1).astype(np.float64),
+        "total_session_minutes": session.sum(axis=1),
+        "total_views": views.sum(axis=1).astype(np.float64),
+        "avg_completion": np.where(n_active > 0, completion.sum(axis=1) / np.maximum(n_active, 1), 0.0),
+        "max_streak": streak.max(axis=1).astype(np.float64),
+        "past_revenue": past,
+        "revenue": revenue,
+        "expected_revenue": expected,
+    }, index=pd.Index([f"u{i:06d}" for i in range(n)], name="customer_id"))
+    numeric = ("account_age_days", "active_days", "active_share", "total_sessions", "total_session_minutes",
+               "total_views", "avg_completion", "max_streak", "past_revenue")
+    log1p = ("account_age_days", "total_sessions", "total_session_minutes", "total_views", "past_revenue")
+    return MultimodalSample(frame, sequences, mask, MULTIMODAL_CHANNELS, numeric, ("app", "platform", "country"),
+                            log1p)
