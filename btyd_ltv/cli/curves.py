@@ -234,7 +234,9 @@ def backtest_command(
     acquired: Optional[str] = typer.Option(None, "--acquired-col", help="Acquisition period or date column "
                                                                         "(default: cohort ids as ISO dates)."),
     period: str = typer.Option("D", "--period"),
-    baselines: str = typer.Option("multiplier,chain_ladder,regression,power_law", "--baselines"),
+    baselines: str = typer.Option("multiplier,chain_ladder,regression,power_law", "--baselines",
+                                  help="Comma list of baselines: multiplier, chain_ladder, regression, power_law, "
+                                       "and the learned mlp, tide, lightgbm (need the [deep] extra)."),
     groups: Optional[str] = typer.Option(None, "--groups"),
     retention: str = typer.Option("bgbb", "--retention"),
     likelihood: str = typer.Option("beta-binomial", "--likelihood"),
@@ -248,6 +250,8 @@ def backtest_command(
     backtest.csv and backtest.md."""
     _setup(chains)
     from btyd_ltv import backtest as bt
+    from btyd_ltv.adapters._extras import MissingExtraError
+    from btyd_ltv.adapters.curve_baselines import CURVE_BASELINES, curve_baselines
     from btyd_ltv.cohort_workflow import CurveOptions, curve_forecaster
     from btyd_ltv.io import write_csv, write_text
     from btyd_ltv.workflow import FitOptions
@@ -263,9 +267,15 @@ def backtest_command(
                  "power_law": bt.power_law}
     forecasters = {}
     for name in _split(baselines):
-        if name not in factories:
-            fail(f"unknown baseline {name!r}; choose from {', '.join(factories)}")
-        forecasters[name] = factories[name](columns=columns)
+        if name in factories:
+            forecasters[name] = factories[name](columns=columns)
+        elif name in CURVE_BASELINES:
+            try:
+                forecasters[name] = curve_baselines([name], columns=columns, seed=seed)[name]
+            except MissingExtraError as err:
+                fail(str(err))
+        else:
+            fail(f"unknown baseline {name!r}; choose from {', '.join([*factories, *CURVE_BASELINES])}")
     if not no_model:
         settings = CurveOptions(retention=retention, likelihood=likelihood, period=period,
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,

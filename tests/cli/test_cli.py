@@ -313,3 +313,29 @@ def test_predict_with_a_bad_summary(clv_summary, tmp_path):
     _expect_bad_input(_run("predict", out / "posterior.nc", tmp_path / "s.csv", "--out", tmp_path / "pred.csv"),
                       r"column 'recency'", r"customer_id=7")
     assert _files(tmp_path) == ["s.csv"]
+
+
+def test_curves_backtest_with_learned_baselines(tmp_path, monkeypatch):
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("flax")
+    out = tmp_path / "bt"
+    res = _ok(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--ks", "8", "--checkpoints", "13",
+                   "--max-cutoffs", "2", "--no-model", "--baselines", "multiplier,mlp,lightgbm", "--out", out))
+    scores = pd.read_csv(out / "backtest.csv")
+    assert scores["model"].tolist() == ["multiplier", "mlp", "lightgbm"]
+    assert np.isfinite(scores["median_ape"]).all() and (scores["median_ape"] < 0.2).all()
+    rows = pd.read_csv(out / "backtest_rows.csv")
+    assert (rows["forecast"] >= rows["observed"] - 1e-9).all()
+    assert "| mlp | 8 | 13 |" in res.output
+    bad = tmp_path / "bad"
+    _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--baselines",
+                           "mlp,xgboost", "--out", bad), r"unknown baseline 'xgboost'",
+                      r"multiplier, chain_ladder, regression, power_law, mlp, tide, lightgbm", out=bad)
+    from btyd_ltv.adapters import _extras, curve_gbdt
+
+    def missing(module: str, extra: str = "deep"):
+        raise _extras.MissingExtraError(f"this baseline needs {module!r}; install the extra btyd_ltv[{extra}]")
+
+    monkeypatch.setattr(curve_gbdt, "require", missing)
+    _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--baselines",
+                           "lightgbm", "--out", bad), r"lightgbm", r"\[deep\]", out=bad)
