@@ -252,7 +252,7 @@ def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True
     """Write ``curves.csv``, ``cohorts.csv``, ``groups.csv`` (with grouping columns), ``params.csv``,
     ``posterior.nc`` and fan charts (``fan_cohorts.png``: the youngest cohorts, largest first; one
     ``fan_<group column>.png`` per grouping column) to ``out_dir``, each atomically."""
-    from btyd_ltv.io import atomic_path
+    from btyd_ltv.io import write_figure
 
     out = Path(out_dir)
     paths = [write_csv(result.curves, out / "curves.csv", index=False),
@@ -276,8 +276,6 @@ def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True
             figs[f"fan_{col}.png"] = fan_chart(g, labels[:max_panels], xlabel=xlabel, max_panels=max_panels,
                                                title=f"cumulative LTV per install by {col}")
         for name, fig in figs.items():
-            with atomic_path(out / name) as tmp:
-                fig.savefig(tmp, dpi=90, format="png")
+            paths.append(write_figure(fig, out / name, dpi=90))
             plt.close(fig)
-            paths.append(out / name)
     return paths

@@ -52,6 +52,13 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def write_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG atomically (the figure is left open; close it yourself)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(path)
+
+
 def write_netcdf(idata, path: str | os.PathLike) -> Path:
     """Write an ArviZ InferenceData to NetCDF (h5netcdf) atomically."""
     with atomic_path(path) as tmp:

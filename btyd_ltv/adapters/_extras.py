@@ -6,11 +6,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from btyd_ltv.errors import BtydError
+
 __all__ = ["MissingExtraError", "require"]
 
 
-class MissingExtraError(ImportError):
-    """A baseline needs a package from an optional extra that is not installed."""
+class MissingExtraError(BtydError, ImportError):
+    """A baseline needs a package from an optional extra that is not installed (the CLI prints it and exits 2)."""
 
 
 def require(module: str, extra: str = "deep") -> ModuleType:
