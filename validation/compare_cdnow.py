@@ -50,7 +50,8 @@ def run(label: str, data, models, args) -> None:
     print(f"\n## {label}: {int(counts['test']):,} test customers (train {int(counts['train']):,}, validation "
           f"{int(counts['valid']):,}; seed {args.seed}); {100 * (result.y_test > 0).mean():.1f}% of test customers "
           "spend\n")
-    print(md_table(result.metrics[[c for c in COLUMNS if c in result.metrics]], "{:.3g}"))
+    table = result.metrics[[c for c in COLUMNS if c in result.metrics]].astype({"n": int})
+    print(md_table(table, "{:.3g}"))
     notes = {n: r.diagnostics for n, r in result.results.items() if r.diagnostics}
     for name, msgs in notes.items():
         print(f"\n{name} sampling diagnostics: " + "; ".join(msgs))

@@ -236,7 +236,8 @@ def backtest_command(
     period: str = typer.Option("D", "--period"),
     baselines: str = typer.Option("multiplier,chain_ladder,regression,power_law", "--baselines",
                                   help="Comma list of baselines: multiplier, chain_ladder, regression, power_law, "
-                                       "and the learned mlp, tide, lightgbm (need the [deep] extra)."),
+                                       "and the learned mlp, tide, lightgbm (need the [deep] extra). A list of "
+                                       "learned models only adds them to the four classical ones."),
     groups: Optional[str] = typer.Option(None, "--groups"),
     retention: str = typer.Option("bgbb", "--retention"),
     likelihood: str = typer.Option("beta-binomial", "--likelihood"),
@@ -250,7 +251,6 @@ def backtest_command(
     backtest.csv and backtest.md."""
     _setup(chains)
     from btyd_ltv import backtest as bt
-    from btyd_ltv.adapters._extras import MissingExtraError
     from btyd_ltv.adapters.curve_baselines import CURVE_BASELINES, curve_baselines
     from btyd_ltv.cohort_workflow import CurveOptions, curve_forecaster
     from btyd_ltv.io import write_csv, write_text
@@ -265,15 +265,15 @@ def backtest_command(
                        revenue_col="revenue", active_col=None, payers_col=None, cost_col=None, groups=groups)
     factories = {"multiplier": bt.multiplier, "chain_ladder": bt.chain_ladder, "regression": bt.regression,
                  "power_law": bt.power_law}
+    names = _split(baselines)
+    if not any(name in factories for name in names):  # e.g. --baselines mlp,tide,lightgbm: add to the classical
+        names = [*factories, *names]
     forecasters = {}
-    for name in _split(baselines):
+    for name in names:
         if name in factories:
             forecasters[name] = factories[name](columns=columns)
         elif name in CURVE_BASELINES:
-            try:
-                forecasters[name] = curve_baselines([name], columns=columns, seed=seed)[name]
-            except MissingExtraError as err:
-                fail(str(err))
+            forecasters[name] = curve_baselines([name], columns=columns, seed=seed)[name]  # MissingExtraError: exit 2
         else:
             fail(f"unknown baseline {name!r}; choose from {', '.join([*factories, *CURVE_BASELINES])}")
     if not no_model:

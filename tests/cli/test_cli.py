@@ -327,6 +327,11 @@ def test_curves_backtest_with_learned_baselines(tmp_path, monkeypatch):
     rows = pd.read_csv(out / "backtest_rows.csv")
     assert (rows["forecast"] >= rows["observed"] - 1e-9).all()
     assert "| mlp | 8 | 13 |" in res.output
+    # Learned models alone are added to the four classical baselines.
+    _ok(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--ks", "8", "--checkpoints", "13",
+             "--max-cutoffs", "2", "--no-model", "--baselines", "lightgbm", "--out", tmp_path / "bt2"))
+    assert pd.read_csv(tmp_path / "bt2" / "backtest.csv")["model"].tolist() == [
+        "multiplier", "chain_ladder", "regression", "power_law", "lightgbm"]
     bad = tmp_path / "bad"
     _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--baselines",
                            "mlp,xgboost", "--out", bad), r"unknown baseline 'xgboost'",
