@@ -72,7 +72,7 @@ def main() -> None:
     table = pd.DataFrame(rows).set_index("model")
     print("\n| model | fit s | predict s | fit / lifetimes MLE |\n|---|---|---|---|")
     for name, r in table.iterrows():
-        print(f"| {name} | {r['fit s']:.1f} | {r['predict s']:.1f} | {r['fit / lifetimes MLE']:.0f}x |")
+        print(f"| {name} | {r['fit s']:.1f} | {r['predict s']:.1f} | {r['fit / lifetimes MLE']:.2g}x |")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from btyd_ltv.compare import build_models, compare, comparison_data, split_custo
 
 CDNOW_MODELS = ("bgnbd_gg", "ziln", "dnn_ziln", "mtl_ziln", "mean", "gbdt_two_stage", "gbdt", "linear")
 MULTIMODAL_MODELS = ("ziln", "dnn_ziln", "gbdt_two_stage", "gbdt", "linear", "fusion")
-COLUMNS = ["n", "mean_true", "mean_pred", "gini", "decile_mape", "percentile_mape", "spearman", "auc_positive",
+COLUMNS = ["mean_true", "mean_pred", "gini", "decile_mape", "percentile_mape", "spearman", "auc_positive",
            "top_10pct_auc", "rmse", "mae", "coverage_50", "coverage_90", "crps", "lpd", "fit_seconds"]
 
 
@@ -50,8 +50,7 @@ def run(label: str, data, models, args) -> None:
     print(f"\n## {label}: {int(counts['test']):,} test customers (train {int(counts['train']):,}, validation "
           f"{int(counts['valid']):,}; seed {args.seed}); {100 * (result.y_test > 0).mean():.1f}% of test customers "
           "spend\n")
-    table = result.metrics[[c for c in COLUMNS if c in result.metrics]].astype({"n": int})
-    print(md_table(table, "{:.3g}"))
+    print(md_table(result.metrics[[c for c in COLUMNS if c in result.metrics]], "{:.3g}"))
     notes = {n: r.diagnostics for n, r in result.results.items() if r.diagnostics}
     for name, msgs in notes.items():
         print(f"\n{name} sampling diagnostics: " + "; ".join(msgs))

@@ -12,7 +12,7 @@ from btyd_ltv.adapters._extras import require
 from btyd_ltv.adapters.base import CustomerData
 from btyd_ltv.errors import DataValidationError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "split_valid"]
+__all__ = ["TrainConfig", "TrainResult", "check_config", "train", "split_valid"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise DataValidationError(f"TrainConfig needs positive learning_rate, batch_size, max_epochs and "
                                       f"patience; got {self}")
+
+
+def check_config(config: Any) -> TrainConfig:
+    """``config`` itself, or a :class:`DataValidationError` when it is not a :class:`TrainConfig`."""
+    if not isinstance(config, TrainConfig):
+        raise DataValidationError(f"config must be a TrainConfig, got {type(config).__name__}")
+    return config
 
 
 @dataclass

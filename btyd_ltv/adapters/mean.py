@@ -356,9 +356,7 @@ class MEAN:
         self.bucket_edges = None if bucket_edges is None else tuple(map(float, bucket_edges))
         self.detach_teachers = bool(detach_teachers)
         self.valid_fraction = float(valid_fraction)
-        if not isinstance(config, TrainConfig):
-            raise DataValidationError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = _nn.check_config(config)
         self.encoder_: TabularEncoder | None = None
         self.network_: Any = None
         self.history_: TrainResult | None = None

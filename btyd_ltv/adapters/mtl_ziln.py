@@ -118,9 +118,7 @@ class MTLZILN:
         self.n_samples = int(n_samples)
         self.quantiles = tuple(float(q) for q in quantiles)
         self.valid_fraction = float(valid_fraction)
-        if not isinstance(config, TrainConfig):
-            raise DataValidationError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = _nn.check_config(config)
         self.encoder_: TabularEncoder | None = None
         self.network_: Any = None
         self.history_: TrainResult | None = None
