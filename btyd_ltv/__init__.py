@@ -80,6 +80,22 @@ _EXPORTS: dict[str, str] = {
     "predict_from_posterior": "btyd_ltv.workflow",
     "write_fit": "btyd_ltv.workflow",
     "read_posterior": "btyd_ltv.io",
+    # comparison with the baselines ("module:attribute" where a function shares its module's name; `compare`
+    # stays the module, as importing it binds the submodule on the package anyway: bl.compare.compare(...))
+    "compare": "btyd_ltv.compare",
+    "build_models": "btyd_ltv.compare",
+    "comparison_data": "btyd_ltv.compare",
+    "split_customers": "btyd_ltv.compare",
+    "write_comparison": "btyd_ltv.compare",
+    "adapters": "btyd_ltv.adapters",
+    "CustomerData": "btyd_ltv.adapters.base",
+    "Prediction": "btyd_ltv.adapters.base",
+    "ExternalPredictions": "btyd_ltv.adapters.external",
+    "ExternalCurves": "btyd_ltv.adapters.external",
+    "customer_model": "btyd_ltv.adapters.registry",
+    "curve_baselines": "btyd_ltv.adapters.curve_baselines:curve_baselines",
+    "customer_features_at": "btyd_ltv.data.features",
+    "simulate_multimodal": "btyd_ltv.data.simulate",
     # errors
     "BtydError": "btyd_ltv.errors",
     "DataValidationError": "btyd_ltv.errors",
@@ -93,8 +109,9 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'btyd_ltv' has no attribute {name!r}")
+    module, _, attr = module.partition(":")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = getattr(mod, attr) if attr else mod if module.endswith("." + name) else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the CDNOW calibration summary and one NUTS fit per model reused across tests."""
+"""Shared fixtures: the CDNOW calibration summary, one NUTS fit per model reused across tests, and a synthetic
+customer table with a strong signal for the baselines and the comparison."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ def cdnow_gamma_gamma_nuts(cdnow_summary):
 
     data = gg.make_data(cdnow_summary["frequency"], cdnow_summary["monetary_value"])
     return fit(gg, data, seed=1, num_chains=4, num_warmup=1000, num_samples=1000, progress_bar=False)
+
+
+def _strong_signal_table(n: int = 3000, seed: int = 7):
+    """ZILN spend whose P(y > 0) and log-scale mean depend strongly on ``x0``, ``x1`` and a 4-level
+    categorical ``segment``; ``y_13w`` is a noisy shorter-horizon part of ``y``."""
+    import numpy as np
+    import pandas as pd
+
+    from btyd_ltv.data.simulate import simulate_ziln
+
+    table, _ = simulate_ziln(n, intercept_p=-0.3, coef_p=(1.5, -1.0, 0.0), intercept_loc=3.0,
+                             coef_loc=(0.8, 0.0, 0.5), intercept_scale=0.0, n_groups=4, group_sd_p=1.0,
+                             group_sd_loc=0.5, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    table = table.rename(columns={"group": "segment"})
+    table["spend_so_far"] = np.exp(table["x2"] + rng.normal(0, 0.3, n))
+    table["y_13w"] = table["y"] * rng.uniform(0.2, 0.5, n)
+    table.index = pd.Index([f"c{i:05d}" for i in range(n)], name="customer_id")
+    return table
+
+
+@pytest.fixture(scope="session")
+def strong_signal_table():
+    """``f(n=3000, seed=7)``: a synthetic customer table with a strong signal (see :func:`_strong_signal_table`)."""
+    return _strong_signal_table

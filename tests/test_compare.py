@@ -11,11 +11,10 @@ from btyd_ltv.adapters.external import ExternalPredictions
 from btyd_ltv.compare import build_models, compare, comparison_data, split_customers, write_comparison
 from btyd_ltv.errors import DataValidationError
 from btyd_ltv.metrics import report
-from tests.adapters.conftest import strong_signal_table
 
 
 @pytest.fixture(scope="module")
-def data() -> CustomerData:
+def data(strong_signal_table) -> CustomerData:
     return CustomerData(strong_signal_table(1200, seed=3), target="y", numeric=("x0", "x1", "spend_so_far"),
                         categorical=("segment",), log1p=("spend_so_far",))
 
