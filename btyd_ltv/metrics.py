@@ -23,7 +23,6 @@ Ferro (2014), *Fair scores for ensemble forecasts*, QJRMS 140: the fair (unbiase
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from btyd_ltv.cli._common import echo_table
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from btyd_ltv.cli._common import echo_table, fail, handle_errors, split_list as _split
+from btyd_ltv.cli._common import echo_table, fail, split_list as _split
 
 
 class ModelKind(str, Enum):

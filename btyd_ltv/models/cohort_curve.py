@@ -427,7 +427,6 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     """NumPyro model (module docstring): nested partially pooled curve parameters with mixed centring,
     beta-binomial (or moment-matched normal) actives and zero-inflated log-normal revenue per cell."""
     pr = priors or CohortCurvePriors()
-    n_levels = len(data.level_sizes)
     values = {}
     for p in _param_list(data.retention):
         loc, scale = _prior_loc_scale(p, data, pr)
