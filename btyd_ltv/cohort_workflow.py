@@ -35,6 +35,7 @@ class CurveOptions:
 
     retention: str = "bgbb"
     likelihood: str = "beta-binomial"
+    revenue_likelihood: str = "lognormal"
     cohort_effects: tuple[str, ...] | None = None
     horizon: int = 365
     period: str = "D"
@@ -87,6 +88,7 @@ def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptio
         table, cohort_col=columns.cohort, age_col=columns.age, installs_col=columns.installs,
         revenue_col=columns.revenue, active_col=columns.active_users, group_cols=columns.groups,
         retention=settings.retention, likelihood=settings.likelihood, cohort_effects=settings.cohort_effects,
+        revenue_likelihood=settings.revenue_likelihood,
     )
 
 
@@ -149,7 +151,7 @@ def fit_curves(
                                                                        "active_users", "payers", "cost")}
         | {"groups": list(columns.groups)},
         "retention": settings.retention, "likelihood": settings.likelihood,
-        "cohort_effects": list(data.cohort_effects), "period": settings.period,
+        "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None
@@ -184,6 +186,7 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
                                   "was fitted with")
     clean = validate_cohort_table(table, columns)
     settings = CurveOptions(retention=meta["retention"], likelihood=meta["likelihood"],
+                            revenue_likelihood=meta.get("revenue_likelihood", "lognormal"),
                             cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
                             horizon=int(horizon) if horizon is not None else 365, max_draws=max_draws,
                             options=FitOptions(seed=seed))

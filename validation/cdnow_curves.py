@@ -1,6 +1,7 @@
 """CDNOW weekly cohort curves: rolling-origin backtest of the hierarchical curve model against four baselines.
 
     python validation/cdnow_curves.py [--max-cutoffs 3] [--chains 2] [--draws 500]
+    python validation/cdnow_curves.py --no-model --learned mlp,tide,lightgbm   # baselines + learned curve models
 
 Data: the shipped CDNOW master log as 13 weekly acquisition cohorts (1997-01..03), followed weekly to 1998-06
 (`btyd_ltv.data.datasets.load_cdnow_weekly`). At each calendar cutoff only the weeks dated on or before it are
@@ -10,7 +11,8 @@ and 78, and scored once the checkpoint has matured. All 13 cohorts were acquired
 every method (the baselines' fallbacks are documented in btyd_ltv.backtest; ``--min-mature 1`` scores only the
 checkpoints some cohort in the history has reached). Models: our Bayesian curves (BG/BB-type
 retention x ARPDAU, cohort-level partial pooling), the multiplier, chain ladder with Mack standard errors, OLS of
-L(H) on L(k), and power-law retention x constant ARPDAU.
+L(H) on L(k), and power-law retention x constant ARPDAU; with ``--learned``, the learned curve models of
+:mod:`btyd_ltv.adapters.curve_baselines` (MLP, TiDE, LightGBM; the ``[deep]`` extra).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main() -> None:
     ap.add_argument("--min-mature", type=int, default=0,
                     help="score a checkpoint only when this many cohorts in the history have reached it (0: every "
                          "checkpoint; the baselines then fall back as documented in btyd_ltv.backtest)")
+    ap.add_argument("--learned", default="", help="comma list of learned curve baselines: mlp, tide, lightgbm")
+    ap.add_argument("--no-model", action="store_true", help="baselines only (no Bayesian curve fits)")
     args = ap.parse_args()
     table = load_cdnow_weekly()
     columns = CohortColumns(active_users="active_users", payers="payers")
@@ -41,7 +45,13 @@ def main() -> None:
     settings = CurveOptions(period="W", options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
                                                            num_samples=args.draws, seed=args.seed,
                                                            progress_bar=False, target_accept_prob=0.9))
-    forecasters["bayes_curves"] = curve_forecaster(columns, settings)
+    learned = [n.strip() for n in args.learned.split(",") if n.strip()]
+    if learned:
+        from btyd_ltv.adapters.curve_baselines import curve_baselines
+
+        forecasters.update(curve_baselines(learned, columns=columns, seed=args.seed))
+    if not args.no_model:
+        forecasters["bayes_curves"] = curve_forecaster(columns, settings)
     t0 = time.perf_counter()
     result = bt.rolling_origin(table, forecasters, ks=(4, 8), checkpoints=(13, 26, 52, 78), period="W",
                                columns=columns, max_cutoffs=args.max_cutoffs, min_mature=args.min_mature)

@@ -80,6 +80,9 @@ def fit_command(
                                                  "game-portfolio (it mixes both kinds of app)."),
     likelihood: str = typer.Option("beta-binomial", "--likelihood", help="Active users: beta-binomial or normal "
                                                                           "(faster on big portfolios)."),
+    revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood",
+                                           help="Positive cell revenue: lognormal or gamma (mean-consistent "
+                                                "under whale purchases)."),
     cohort_col: str = typer.Option("cohort", "--cohort-col", help=_COLUMN_HELP),
     age_col: str = typer.Option("age", "--age-col"),
     installs_col: str = typer.Option("installs", "--installs-col"),
@@ -112,7 +115,8 @@ def fit_command(
                        revenue_col=revenue_col, active_col=active_col, payers_col=payers_col, cost_col=cost_col,
                        groups=groups)
     settings = CurveOptions(
-        retention=retention, likelihood=likelihood, horizon=horizon, period=period, max_draws=max_draws,
+        retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, horizon=horizon,
+        period=period, max_draws=max_draws,
         options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept),
     )
@@ -241,6 +245,7 @@ def backtest_command(
     groups: Optional[str] = typer.Option(None, "--groups"),
     retention: str = typer.Option("bgbb", "--retention"),
     likelihood: str = typer.Option("beta-binomial", "--likelihood"),
+    revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood"),
     no_model: bool = typer.Option(False, "--no-model", help="Baselines only."),
     chains: int = typer.Option(2, "--chains", min=1),
     draws: int = typer.Option(300, "--draws", min=1),
@@ -277,7 +282,8 @@ def backtest_command(
         else:
             fail(f"unknown baseline {name!r}; choose from {', '.join([*factories, *CURVE_BASELINES])}")
     if not no_model:
-        settings = CurveOptions(retention=retention, likelihood=likelihood, period=period,
+        settings = CurveOptions(retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood,
+                                period=period,
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                                                    progress_bar=False, target_accept_prob=0.9))
         forecasters["bayes"] = curve_forecaster(columns, settings)

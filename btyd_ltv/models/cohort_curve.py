@@ -51,7 +51,9 @@ cohort of 100k installs has a posterior sd far below its prior sd, where the non
   occurrences at rate ``nu`` per active user), and the positive part log-normal with mean
   ``A arpdau / P(revenue > 0)`` and squared coefficient of variation ``1 / (k A) + tau^2`` (user-level noise
   that averages out in big cohorts plus day-level noise -- whales, promotions -- that does not). So
-  ``E[revenue] = A arpdau`` exactly.
+  ``E[revenue] = A arpdau`` exactly. ``revenue_likelihood="gamma"`` makes the positive part gamma with the
+  same mean and ``CV^2`` (shape ``1 / CV^2``): a gamma-GLM score, so the mean estimate stays consistent when
+  rare whale purchases make the amounts heavier-tailed than either distribution.
 
 **Cumulative LTV per install** ``L_c(D) = sum_{t <= D} s_c(t) arpdau_c(t)`` is non-decreasing by construction
 for every draw; :func:`predictive_ltv` adds simulated future revenue to the observed cumulative value.
@@ -78,11 +80,12 @@ from btyd_ltv.errors import DataValidationError
 __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "param_names", "cohort_params", "expected_revenue_per_install", "predictive_ltv",
-    "RETENTION_FAMILIES", "LIKELIHOODS",
+    "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw")
 LIKELIHOODS = ("beta-binomial", "normal")
+REVENUE_LIKELIHOODS = ("lognormal", "gamma")
 RETENTION_PARAMS = {
     "bgbb": ("log_ret", "logit_churn", "log_kappa"),
     "bdw": ("logit_churn", "log_kappa", "log_c"),
@@ -114,6 +117,7 @@ class CohortCurveData(NamedTuple):
     log_retention_center: float
     ref_age: float  # reference age of log_ret: the geometric mean observed age >= 1
     log_age_center: float  # mean log(1 + age) of the observed cells: the reference age of log_level
+    revenue_likelihood: str = "lognormal"  # positive part of a cell's revenue: log-normal or gamma
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ def make_data(
     group_cols: Sequence[str] = (),
     retention: str = "bgbb",
     likelihood: str = "beta-binomial",
+    revenue_likelihood: str = "lognormal",
     cohort_effects: Sequence[str] | str | None = None,
     centered_min_ages: int = 14,
     centered_min_actives: int = 2000,
@@ -163,6 +168,9 @@ def make_data(
         raise DataValidationError(f"retention must be one of {', '.join(RETENTION_FAMILIES)}, got {retention!r}")
     if likelihood not in LIKELIHOODS:
         raise DataValidationError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+    if revenue_likelihood not in REVENUE_LIKELIHOODS:
+        raise DataValidationError(f"revenue likelihood must be one of {', '.join(REVENUE_LIKELIHOODS)}, got "
+                                  f"{revenue_likelihood!r}")
     names = _param_list(retention)
     if cohort_effects is None:
         level_param = "log_ret" if "log_ret" in names else "logit_churn"
@@ -242,7 +250,7 @@ def make_data(
         centered=tuple(centered), retention=retention, likelihood=likelihood,
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
-        log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()),
+        log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
     )
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
@@ -385,7 +393,7 @@ def log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jnp.ndar
         users = installs * jnp.exp(log_s)
         log_users = jnp.log(installs) + log_s
     rev = _revenue_log_prob(jnp.asarray(data.revenue), users, log_users, log_a, noise["log_k"], noise["log_nu"],
-                            noise["log_tau"])
+                            noise["log_tau"], data.revenue_likelihood)
     return ll + jnp.where(observed, rev, 0.0)
 
 
@@ -401,25 +409,38 @@ def _active_log_prob(active, installs, log_s, log_phi, likelihood: str):
 
 
 def _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau):
-    """``log P(revenue = 0)``, ``log P(revenue > 0)`` and the log-normal (loc, scale^2) of a cell's positive
-    revenue given ``users`` active users (module docstring)."""
+    """``log P(revenue = 0)``, ``log P(revenue > 0)``, the log mean of a cell's positive revenue and its squared
+    coefficient of variation ``1 / (k A) + tau^2``, given ``users`` active users (module docstring)."""
     u = jnp.maximum(users, _EPS)
     log_p0 = -jnp.exp(log_nu) * u
     log1m_p0 = jnp.log(-jnp.expm1(log_p0))
-    scale2 = jnp.log1p(jnp.exp(-log_k) / u + jnp.exp(2.0 * log_tau))
-    loc = log_users + log_a - log1m_p0 - 0.5 * scale2
-    return log_p0, log1m_p0, loc, scale2
+    cv2 = jnp.exp(-log_k) / u + jnp.exp(2.0 * log_tau)
+    log_mean = log_users + log_a - log1m_p0
+    return log_p0, log1m_p0, log_mean, cv2
 
 
-def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau):
-    """Zero-inflated log-normal log density of the cells' revenue (:func:`btyd_ltv.distributions.ziln_log_prob`
-    written out so the positive part's ``log y`` is not recomputed); a cell with no active users has no
-    revenue with probability one."""
-    log_p0, log1m_p0, loc, scale2 = _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau)
+def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal"):
+    """Log density of the cells' revenue: zero with probability ``P0 = exp(-nu A)``, else log-normal
+    (:func:`btyd_ltv.distributions.ziln_log_prob` written out, ``scale^2 = log(1 + CV^2)``) or gamma (shape
+    ``1 / CV^2``) with mean ``A arpdau / (1 - P0)``. A cell with no active users has no revenue with
+    probability one.
+
+    The gamma form's score for the mean is that of a gamma GLM (McCullagh & Nelder 1989, ch. 8): its estimate of
+    the mean is consistent whatever the true distribution of the positive amounts, so rare whale purchases are
+    averaged into ARPDAU; the log-normal's location follows the typical cell and misses them.
+    """
+    log_p0, log1m_p0, log_mean, cv2 = _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau)
     pos = revenue > 0
     log_y = jnp.log(jnp.where(pos, revenue, 1.0))
-    lognormal = -log_y - 0.5 * (jnp.log(2.0 * jnp.pi * scale2) + (log_y - loc) ** 2 / scale2)
-    lp = jnp.where(pos, log1m_p0 + lognormal, log_p0)
+    if kind == "gamma":
+        shape = 1.0 / cv2
+        positive = (shape * (jnp.log(shape) - log_mean) + (shape - 1.0) * log_y
+                    - shape * jnp.exp(log_y - log_mean) - gammaln(shape))
+    else:
+        scale2 = jnp.log1p(cv2)
+        loc = log_mean - 0.5 * scale2
+        positive = -log_y - 0.5 * (jnp.log(2.0 * jnp.pi * scale2) + (log_y - loc) ** 2 / scale2)
+    lp = jnp.where(pos, log1m_p0 + positive, log_p0)
     return jnp.where(users > 0, lp, jnp.where(pos, -jnp.inf, 0.0))
 
 
@@ -585,7 +606,7 @@ def _simulator(data: CohortCurveData):
         p = {k: v[..., None] for k, v in params.items()}
         log_s = log_retention(data.retention, p, t, data.ref_age)  # (s, C, H1)
         log_a = log_arpdau(p, t, data.log_age_center)
-        k_act, k_pos, k_ln = jax.random.split(key, 3)
+        k_act, k_pos, k_amt = jax.random.split(key, 3)
         s = jnp.clip(jnp.exp(log_s), _EPS, 1.0 - _EPS)
         n = jnp.broadcast_to(installs, s.shape)
         if data.has_active:
@@ -599,10 +620,14 @@ def _simulator(data: CohortCurveData):
             users = n * s
             log_users = jnp.log(n) + log_s
         noise = {k: values[k][:, None, None] for k in ("log_k", "log_nu", "log_tau")}
-        log_p0, _, loc, scale2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
-                                                 noise["log_tau"])
+        log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
+                                                   noise["log_tau"])
         positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
-        amount = jnp.exp(loc + jnp.sqrt(scale2) * jax.random.normal(k_ln, s.shape))
+        if data.revenue_likelihood == "gamma":
+            amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
+        else:
+            scale2 = jnp.log1p(cv2)
+            amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, s.shape))
         revenue = jnp.where((users > 0) & positive, amount, 0.0)
         return revenue / installs[None]
 

@@ -106,6 +106,43 @@ def test_revenue_cell_is_ziln_with_mean_users_times_arpdau():
     assert zero[0] == 0.0 and zero[1] == -np.inf
 
 
+def test_gamma_revenue_cell_matches_scipy_with_mean_users_times_arpdau():
+    users = RNG.integers(1, 3000, 40).astype(float)
+    log_a = RNG.uniform(-4, 1, 40)
+    log_k, log_nu, log_tau = -2.0, -1.0, -1.3
+    revenue = np.where(RNG.random(40) < 0.3, 0.0, RNG.lognormal(2, 1, 40))
+    got = np.asarray(cc._revenue_log_prob(jnp.asarray(revenue), jnp.asarray(users), jnp.log(jnp.asarray(users)),
+                                          jnp.asarray(log_a), log_k, log_nu, log_tau, "gamma"))
+    p0 = np.exp(-np.exp(log_nu) * users)
+    cv2 = np.exp(-log_k) / users + np.exp(2 * log_tau)
+    mean_pos = users * np.exp(log_a) / (1 - p0)
+    shape = 1 / cv2
+    want = np.where(revenue > 0, np.log1p(-p0) + st.gamma.logpdf(revenue, shape, scale=mean_pos / shape),
+                    -np.exp(log_nu) * users)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # E[revenue] = (1 - p0) * shape * scale = users * arpdau; CV^2 of the positive part = 1 / shape
+    np.testing.assert_allclose((1 - p0) * st.gamma.mean(shape, scale=mean_pos / shape), users * np.exp(log_a),
+                               rtol=1e-12)
+    np.testing.assert_allclose(st.gamma.var(shape, scale=mean_pos / shape) / mean_pos ** 2, cv2, rtol=1e-12)
+
+
+def test_gamma_revenue_mean_estimate_is_the_sample_mean_under_whales():
+    """The gamma cell's maximum-likelihood mean (fixed shape) is the average of the positive amounts even when
+    they come from a whale mixture; the log-normal's mean (fixed CV) is pulled towards the typical amount."""
+    rng = np.random.default_rng(5)
+    y = np.where(rng.random(4000) < 0.01, rng.lognormal(np.log(400), 1.0, 4000), rng.gamma(4.0, 2.5, 4000))
+    grid = np.linspace(np.log(y.mean()) - 0.5, np.log(y.mean()) + 0.5, 2001)
+
+    def best(kind):
+        ll = [float(jnp.sum(cc._revenue_log_prob(jnp.asarray(y), jnp.full(y.shape, 1e9), jnp.full(y.shape, 9.0),
+                                                  jnp.full(y.shape, g - 9.0), 30.0, 30.0, np.log(0.8), kind)))
+              for g in grid]
+        return np.exp(grid[int(np.argmax(ll))])
+
+    assert abs(best("gamma") / y.mean() - 1) < 1e-3
+    assert best("lognormal") < 0.8 * y.mean()
+
+
 def _small_table():
     table, truth = simulate_portfolio(n_apps=2, campaigns_per_app=2, days=6, seed=3, retention="bgbb")
     return table, truth
