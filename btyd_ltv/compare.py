@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from btyd_ltv.adapters.base import CustomerData, CustomerModel, Prediction
+from btyd_ltv.adapters.registry import DEFAULT_MODELS
 from btyd_ltv.errors import DataValidationError
 
 __all__ = ["COMPARISON_DATASETS", "Comparison", "ModelResult", "build_models", "comparison_data", "compare",
@@ -30,8 +31,6 @@ __all__ = ["COMPARISON_DATASETS", "Comparison", "ModelResult", "build_models", "
 #: Interval levels and top fractions scored by default (50/90% coverage, top-10% AUC; MEAN paper's metric set).
 DEFAULT_LEVELS = (0.5, 0.9)
 DEFAULT_TOP_K = (0.1,)
-#: The models ``btyd-ltv compare`` runs by default (ours, then the MEAN paper's baselines and the two-stage GBDT).
-DEFAULT_MODELS = ("bgnbd_gg", "ziln", "dnn_ziln", "mtl_ziln", "mean", "gbdt_two_stage")
 #: Built-in comparison data sets.
 COMPARISON_DATASETS = ("cdnow", "multimodal")
 

@@ -63,13 +63,13 @@ class ExternalPredictions:
         :class:`DataValidationError` for missing/duplicated ids and bad values (naming file, column, row)."""
         out = align_predictions(self.table, [str(i) for i in data.ids], source=self.label, id_col=self.id_col,
                                 prediction_col=self.prediction_col)
-        quantiles = {tau: out[c].to_numpy() for c, tau in quantile_columns(out.columns).items()}
-        if any(not 0.0 < tau < 1.0 for tau in quantiles):
-            bad = next(c for c, tau in quantile_columns(out.columns).items() if not 0.0 < tau < 1.0)
-            raise DataValidationError(f"{self.label}: quantile column {bad!r} is not a probability in (0, 1)")
+        columns = quantile_columns(out.columns)
+        bad = [c for c, tau in columns.items() if not 0.0 < tau < 1.0]
+        if bad:
+            raise DataValidationError(f"{self.label}: quantile column {bad[0]!r} is not a probability in (0, 1)")
         return Prediction(out["prediction"].to_numpy(),
                           p_positive=out["p_positive"].to_numpy() if "p_positive" in out else None,
-                          quantiles=quantiles)
+                          quantiles={tau: out[c].to_numpy() for c, tau in columns.items()})
 
 
 @dataclass
@@ -102,9 +102,10 @@ class ExternalCurves:
                 bad |= v != np.round(v)
             if bad.any():
                 pos = int(np.argmax(bad))
+                what = ("missing, non-numeric, negative or infinite" if col == self.prediction_col
+                        else "not a whole number >= 0")
                 raise DataValidationError(
-                    f"{self.label}: column {col!r}: value {_v(table[col].iloc[pos])} at row {pos} is "
-                    f"{'missing, non-numeric, negative or infinite' if col == self.prediction_col else 'not a whole number >= 0'}"
+                    f"{self.label}: column {col!r}: value {_v(table[col].iloc[pos])} at row {pos} is {what}"
                 )
         table = table.assign(**{c.cohort: table[c.cohort].astype(str)})
         dup = table.duplicated(keys)

@@ -1,16 +1,19 @@
 """Names of the customer-level models :mod:`btyd_ltv.compare` and ``btyd-ltv compare --models`` know, built
-lazily so that a baseline's heavy dependencies are imported only when it is asked for."""
+lazily so that a baseline's heavy dependencies are imported only when it is asked for. Importing this module is
+cheap (no pandas), so the CLI reads the names at start-up."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from btyd_ltv.adapters.base import CustomerModel
 from btyd_ltv.errors import DataValidationError
 
-__all__ = ["CUSTOMER_MODELS", "BAYESIAN_MODELS", "customer_model"]
+if TYPE_CHECKING:
+    from btyd_ltv.adapters.base import CustomerModel
+
+__all__ = ["CUSTOMER_MODELS", "BAYESIAN_MODELS", "DEFAULT_MODELS", "customer_model"]
 
 #: name -> (module, class) of every customer-level model.
 CUSTOMER_MODELS: dict[str, tuple[str, str]] = {
@@ -24,6 +27,9 @@ CUSTOMER_MODELS: dict[str, tuple[str, str]] = {
     "linear": ("btyd_ltv.adapters.linear", "LinearBaseline"),
     "fusion": ("btyd_ltv.adapters.fusion", "TransformerFusion"),
 }
+
+#: The models ``btyd-ltv compare`` runs by default (ours, then the MEAN paper's baselines and the two-stage GBDT).
+DEFAULT_MODELS = ("bgnbd_gg", "ziln", "dnn_ziln", "mtl_ziln", "mean", "gbdt_two_stage")
 
 #: The models fitted by MCMC (they get posterior predictive check figures in a comparison).
 BAYESIAN_MODELS = ("bgnbd_gg", "ziln")

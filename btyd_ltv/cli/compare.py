@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from btyd_ltv.cli._common import fail, split_list
-from btyd_ltv.compare import DEFAULT_MODELS
+from btyd_ltv.adapters.registry import DEFAULT_MODELS
 
 
 def compare_command(
@@ -23,7 +23,8 @@ def compare_command(
     id_col: str = typer.Option("customer_id", "--id-col", help="Customer id column of --data and --external."),
     horizon_periods: Optional[float] = typer.Option(
         None, "--horizon-periods", help="Target window length in the unit of frequency/recency/T (bgnbd_gg)."),
-    models: str = typer.Option(",".join(DEFAULT_MODELS), "--models", help="Comma-separated models (see the README's model list)."),
+    models: str = typer.Option(",".join(DEFAULT_MODELS), "--models",
+                               help="Comma-separated models (see the README's model list)."),
     external: List[str] = typer.Option([], "--external", metavar="NAME=FILE",
                                        help="Outside predictions: customer_id, prediction[, p_positive, qNN]."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
