@@ -215,7 +215,7 @@ def _map_values(posterior, meta, data: cc.CohortCurveData, index: dict, seed: in
     old_labels = [meta["index"]["groups"][c] for c in meta["index"]["group_cols"]] + [meta["index"]["cohorts"]]
     new_labels = [index["groups"][c] for c in index["group_cols"]] + [index["cohorts"]]
     values = {}
-    for p in cc._param_list(data.retention):
+    for p in cc.param_list(data):
         values[f"{p}_mu"] = flat(post[f"{p}_mu"])
         current = values[f"{p}_mu"][:, None]
         for suffix, lvl in cc._levels(data, p):

@@ -3,6 +3,8 @@ in them against each other and against the draws, reproducibility, re-forecastin
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,6 +105,23 @@ def test_write_and_predict_from_posterior(curve_fit, tmp_path):
     rows = newer[newer["cohort"] == c]
     np.testing.assert_allclose(got.loc[rows["age"].to_numpy(), "q50"],
                                rows["revenue"].cumsum().to_numpy() / rows["installs"].iloc[0], rtol=1e-5)
+
+
+def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
+    """``revenue_likelihood="whale"``: app-level whale share and rate in the posterior and params.csv, monotone
+    draws, and a re-forecast from the written posterior that keeps the fitted app-level whale terms."""
+    table, _ = portfolio
+    res = fit_curves(table, COLUMNS, settings=replace(SETTINGS, revenue_likelihood="whale"))
+    post = res.posterior.posterior
+    assert post["logit_whale_share_app"].shape[-1] == 2 and post["logit_whale_cell_app"].shape[-1] == 2
+    assert {"logit_whale_share_mu", "logit_whale_share_sd_app", "logit_whale_cell_mu", "log_whale_sd"} <= set(
+        res.params.index)
+    assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
+    write_curve_fit(res, tmp_path, plots=False)
+    newer, _ = simulate_portfolio(**{**SMALL, "days": 8})
+    pred = predict_curves(read_posterior(tmp_path / "posterior.nc"), newer, horizon=60, max_draws=100, seed=1)
+    assert pred.settings.revenue_likelihood == "whale" and np.isfinite(pred.draws).all()
+    assert (np.diff(pred.draws, axis=1) >= -1e-6).all()
 
 
 def test_bad_input_errors(portfolio):

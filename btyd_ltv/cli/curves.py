@@ -81,8 +81,9 @@ def fit_command(
     likelihood: str = typer.Option("beta-binomial", "--likelihood", help="Active users: beta-binomial or normal "
                                                                           "(faster on big portfolios)."),
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood",
-                                           help="Positive cell revenue: lognormal or gamma (mean-consistent "
-                                                "under whale purchases)."),
+                                           help="Positive cell revenue: lognormal, gamma (mean-consistent "
+                                                "under whale purchases) or whale (log-normal mixture with a "
+                                                "whale-purchase component)."),
     cohort_col: str = typer.Option("cohort", "--cohort-col", help=_COLUMN_HELP),
     age_col: str = typer.Option("age", "--age-col"),
     installs_col: str = typer.Option("installs", "--installs-col"),

@@ -53,7 +53,13 @@ cohort of 100k installs has a posterior sd far below its prior sd, where the non
   that averages out in big cohorts plus day-level noise -- whales, promotions -- that does not). So
   ``E[revenue] = A arpdau`` exactly. ``revenue_likelihood="gamma"`` makes the positive part gamma with the
   same mean and ``CV^2`` (shape ``1 / CV^2``): a gamma-GLM score, so the mean estimate stays consistent when
-  rare whale purchases make the amounts heavier-tailed than either distribution.
+  rare whale purchases make the amounts heavier-tailed than either distribution. ``revenue_likelihood="whale"``
+  makes the positive part a two-component log-normal mixture: cells without a whale purchase carry the share
+  ``1 - s`` of the mean, and with probability ``omega = 1 - exp(-lambda A)`` a cell also holds a
+  zero-truncated Poisson number of whale purchases (log-scale sd ``sigma_w`` each) carrying the share ``s``,
+  so ``E[revenue] = A arpdau`` still holds exactly while rare spikes no longer drag the level or the tenure
+  slope. The whale share ``s`` and rate ``lambda`` vary by the outermost group (apps monetise differently) and
+  are non-centred; ``sigma_w`` is shared.
 
 **Cumulative LTV per install** ``L_c(D) = sum_{t <= D} s_c(t) arpdau_c(t)`` is non-decreasing by construction
 for every draw; :func:`predictive_ltv` adds simulated future revenue to the observed cumulative value.
@@ -85,15 +91,19 @@ __all__ = [
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw")
 LIKELIHOODS = ("beta-binomial", "normal")
-REVENUE_LIKELIHOODS = ("lognormal", "gamma")
+REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale")
 RETENTION_PARAMS = {
     "bgbb": ("log_ret", "logit_churn", "log_kappa"),
     "bdw": ("logit_churn", "log_kappa", "log_c"),
     "bgbb-dw": ("log_ret", "logit_churn", "log_kappa", "log_c"),
 }
 REVENUE_PARAMS = ("log_level", "rho")
-NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu")
+NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
+WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
 _EPS = 1e-12
+# whale mixture (revenue_likelihood="whale"): whales' share of revenue, median 10%; P(whale in a cell of the
+# median size), median 5%; log-scale sd of one whale amount, median 1
+WHALE_PRIORS = {"logit_whale_share": (-2.2, 1.5), "logit_whale_cell": (-2.9, 1.5), "log_whale_sd": (0.0, 0.5)}
 
 
 class CohortCurveData(NamedTuple):
@@ -117,7 +127,8 @@ class CohortCurveData(NamedTuple):
     log_retention_center: float
     ref_age: float  # reference age of log_ret: the geometric mean observed age >= 1
     log_age_center: float  # mean log(1 + age) of the observed cells: the reference age of log_level
-    revenue_likelihood: str = "lognormal"  # positive part of a cell's revenue: log-normal or gamma
+    revenue_likelihood: str = "lognormal"  # positive part of a cell's revenue: log-normal, gamma or whale mixture
+    ref_users: float = 1.0  # median active users of the cells with revenue: the reference size of the whale rate
 
 
 @dataclass(frozen=True)
@@ -136,8 +147,14 @@ class CohortCurvePriors:
     kind: str = "default"
 
 
-def _param_list(retention: str) -> tuple[str, ...]:
-    return RETENTION_PARAMS[retention] + REVENUE_PARAMS
+def _param_list(retention: str, revenue_likelihood: str = "lognormal") -> tuple[str, ...]:
+    whale = WHALE_PARAMS if revenue_likelihood == "whale" else ()
+    return RETENTION_PARAMS[retention] + REVENUE_PARAMS + whale
+
+
+def param_list(data: CohortCurveData) -> tuple[str, ...]:
+    """The hierarchical parameters of a model on ``data`` (each with a portfolio mean ``{p}_mu``)."""
+    return _param_list(data.retention, data.revenue_likelihood)
 
 
 def make_data(
@@ -243,6 +260,9 @@ def make_data(
     near = observed & (ages_grid >= max(1, ref_age / 2)) & (ages_grid <= 2 * ref_age)
     share = active[near].sum() / (installs[:, None] * near)[near].sum() if has_active and near.any() else 0.3
     share = float(np.clip(share, 1e-6, 1 - 1e-6))
+    users = active if has_active else installs[:, None] * np.where(ages_grid == 0, 1.0, share)
+    paying = observed & (revenue > 0) & (users > 0)
+    ref_users = float(np.median(users[paying])) if paying.any() else 1.0
     data = CohortCurveData(
         installs=installs, active=active, revenue=revenue, observed=observed, n_observed=n_observed,
         has_active=bool(has_active), parent=tuple(parent), level_sizes=tuple(sizes),
@@ -251,6 +271,7 @@ def make_data(
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
         log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
+        ref_users=ref_users,
     )
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
@@ -318,12 +339,15 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
         "log_ret": (data.log_retention_center, pr.ret_sd),
         "log_level": (data.log_arpdau_center, pr.level_sd),
         "rho": (0.0, pr.rho_sd),
+        **WHALE_PRIORS,
     }[name]
 
 
 def _levels(data: CohortCurveData, name: str) -> list[tuple[str, int]]:
     """(suffix, level index) of the hierarchy levels parameter ``name`` has; the cohort level is ``"cohort"``."""
-    out = [(name, lvl) for lvl, name in enumerate(data.level_names)]
+    out = [(suffix, lvl) for lvl, suffix in enumerate(data.level_names)]
+    if name in WHALE_PARAMS:
+        return out[:1]
     if name in data.cohort_effects:
         out.append(("cohort", len(data.level_sizes)))
     return out
@@ -332,15 +356,23 @@ def _levels(data: CohortCurveData, name: str) -> list[tuple[str, int]]:
 def param_names(data: CohortCurveData) -> list[str]:
     """Hyper-parameters checked in diagnostics: population means, between-group sds and noise parameters."""
     names = []
-    for p in _param_list(data.retention):
+    for p in param_list(data):
         names.append(f"{p}_mu")
         names += [f"{p}_sd_{suffix}" for suffix, _ in _levels(data, p)]
-    noise = NOISE_PARAMS if data.has_active else NOISE_PARAMS[1:]
-    return names + list(noise)
+    return names + noise_names(data)
+
+
+def noise_names(data: CohortCurveData) -> list[str]:
+    """The noise parameters of a model on ``data``: ``log_phi`` with active users, the whale terms with
+    ``revenue_likelihood="whale"``."""
+    return [n for n in NOISE_PARAMS if (n != "log_phi" or data.has_active)
+            and (n != "log_whale_sd" or data.revenue_likelihood == "whale")]
 
 
 def _centered(data: CohortCurveData, name: str, lvl: int) -> np.ndarray:
     """Which elements of parameter ``name`` at hierarchy level ``lvl`` are centred."""
+    if name in WHALE_PARAMS:  # few groups (apps), weakly informed by rare whale cells: non-centred
+        return np.zeros(data.level_sizes[lvl], dtype=bool)
     if lvl < len(data.level_sizes):
         return data.centered[lvl]
     return data.centered[-1][data.cohort_effects.index(name)]
@@ -357,20 +389,28 @@ def _mixed_level(name: str, loc, sd, centered: np.ndarray):
     return value
 
 
+def _cohort_group(data: CohortCurveData, lvl: int) -> np.ndarray:
+    """Index of every cohort's group at hierarchy level ``lvl``, composing the parent maps."""
+    idx = data.parent[-1]
+    for level in range(len(data.level_sizes) - 1, lvl, -1):
+        idx = data.parent[level][idx]
+    return idx
+
+
 def cohort_params(values: dict, data: CohortCurveData) -> dict:
     """Per-cohort parameters ``(..., C)`` from the per-level values of a posterior (``{p}_mu`` and the
     deterministic ``{p}_{level}`` sites), broadcasting over leading draw axes."""
     out = {}
     n_levels = len(data.level_sizes)
     C = data.installs.shape[0]
-    for p in _param_list(data.retention):
+    for p in param_list(data):
         levels = _levels(data, p)
         if not levels:
             out[p] = jnp.broadcast_to(jnp.asarray(values[f"{p}_mu"])[..., None], jnp.shape(values[f"{p}_mu"]) + (C,))
             continue
         suffix, lvl = levels[-1]
         v = jnp.asarray(values[f"{p}_{suffix}"])
-        out[p] = v if lvl == n_levels else jnp.take(v, data.parent[n_levels], axis=-1)
+        out[p] = v if lvl == n_levels else jnp.take(v, _cohort_group(data, lvl), axis=-1)
     return out
 
 
@@ -393,7 +433,8 @@ def log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jnp.ndar
         users = installs * jnp.exp(log_s)
         log_users = jnp.log(installs) + log_s
     rev = _revenue_log_prob(jnp.asarray(data.revenue), users, log_users, log_a, noise["log_k"], noise["log_nu"],
-                            noise["log_tau"], data.revenue_likelihood)
+                            noise["log_tau"], data.revenue_likelihood,
+                            _whale({k: params[k][:, None] for k in WHALE_PARAMS if k in params}, noise, data))
     return ll + jnp.where(observed, rev, 0.0)
 
 
@@ -419,7 +460,52 @@ def _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau):
     return log_p0, log1m_p0, log_mean, cv2
 
 
-def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal"):
+def _whale(params: dict, noise: dict, data: CohortCurveData) -> tuple | None:
+    """``(logit s, logit omega_ref, log sigma_w, A_ref)`` of the whale mixture (per-cohort arrays ``params``
+    already broadcast against the cells), ``None`` for the other kinds."""
+    if data.revenue_likelihood != "whale":
+        return None
+    return (params["logit_whale_share"], params["logit_whale_cell"], noise["log_whale_sd"], data.ref_users)
+
+
+def _whale_components(users, log_mean, cv2, whale):
+    """The two log-normal components of a positive cell's revenue under the whale mixture (module docstring):
+    ``log P(whale | revenue > 0)``, ``log P(no whale | revenue > 0)``, and the log mean and squared CV of the
+    cells without and with whale purchases.
+
+    Whale purchases arrive at ``lambda = softplus(logit omega_ref) / A_ref`` per active user (so
+    ``omega_ref = P(a cell of A_ref users has a whale)``), ``mu = lambda A`` per cell; given at least one, their
+    count ``N`` has mean ``n = mu / omega`` and variance ``n (1 + mu - n)`` (zero-truncated Poisson), each amount
+    has squared CV ``cv_w^2 = exp(sigma_w^2) - 1``, and together they carry the share ``s`` of expected revenue::
+
+        M0 = (1 - s) A arpdau / P(revenue > 0),      W = s A arpdau / (P(revenue > 0) omega),    M1 = M0 + W
+        CV1^2 = (M0^2 CV^2 + W^2 (cv_w^2 + 1 + mu - n) / n) / M1^2
+
+    so ``E[revenue] = P(revenue > 0) ((1 - omega) M0 + omega M1) = A arpdau`` exactly.
+    """
+    logit_s, logit_w, log_sd, ref_users = whale
+    rate = jax.nn.softplus(logit_w) / ref_users
+    mu = rate * jnp.maximum(users, _EPS)
+    log_omega = jnp.log(-jnp.expm1(-mu))
+    log1m_omega = -mu
+    log_m0 = log_mean + jax.nn.log_sigmoid(-logit_s)
+    log_w = log_mean + jax.nn.log_sigmoid(logit_s) - log_omega
+    log_m1 = jnp.logaddexp(log_m0, log_w)
+    n = jnp.exp(jnp.log(mu) - log_omega)
+    cw2 = (jnp.expm1(jnp.exp(2.0 * log_sd)) + 1.0 + mu - n) / n
+    cv1 = jnp.exp(2.0 * (log_m0 - log_m1)) * cv2 + jnp.exp(2.0 * (log_w - log_m1)) * cw2
+    return log_omega, log1m_omega, log_m0, log_m1, cv1
+
+
+def _log_lognormal(log_y, log_mean, cv2):
+    """Log density at ``y = exp(log_y)`` of the log-normal with mean ``exp(log_mean)`` and squared CV ``cv2``."""
+    scale2 = jnp.log1p(cv2)
+    loc = log_mean - 0.5 * scale2
+    return -log_y - 0.5 * (jnp.log(2.0 * jnp.pi * scale2) + (log_y - loc) ** 2 / scale2)
+
+
+def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal",
+                      whale: tuple | None = None):
     """Log density of the cells' revenue: zero with probability ``P0 = exp(-nu A)``, else log-normal
     (:func:`btyd_ltv.distributions.ziln_log_prob` written out, ``scale^2 = log(1 + CV^2)``) or gamma (shape
     ``1 / CV^2``) with mean ``A arpdau / (1 - P0)``. A cell with no active users has no revenue with
@@ -436,10 +522,12 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
         shape = 1.0 / cv2
         positive = (shape * (jnp.log(shape) - log_mean) + (shape - 1.0) * log_y
                     - shape * jnp.exp(log_y - log_mean) - gammaln(shape))
+    elif kind == "whale":
+        log_omega, log1m_omega, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, whale)
+        positive = jnp.logaddexp(log1m_omega + _log_lognormal(log_y, log_m0, cv2),
+                                 log_omega + _log_lognormal(log_y, log_m1, cv1))
     else:
-        scale2 = jnp.log1p(cv2)
-        loc = log_mean - 0.5 * scale2
-        positive = -log_y - 0.5 * (jnp.log(2.0 * jnp.pi * scale2) + (log_y - loc) ** 2 / scale2)
+        positive = _log_lognormal(log_y, log_mean, cv2)
     lp = jnp.where(pos, log1m_p0 + positive, log_p0)
     return jnp.where(users > 0, lp, jnp.where(pos, -jnp.inf, 0.0))
 
@@ -449,7 +537,7 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     beta-binomial (or moment-matched normal) actives and zero-inflated log-normal revenue per cell."""
     pr = priors or CohortCurvePriors()
     values = {}
-    for p in _param_list(data.retention):
+    for p in param_list(data):
         loc, scale = _prior_loc_scale(p, data, pr)
         mu = numpyro.sample(f"{p}_mu", dist.Normal(loc, scale))
         values[f"{p}_mu"] = mu
@@ -469,6 +557,8 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     }
     if data.has_active:
         noise["log_phi"] = numpyro.sample("log_phi", dist.Normal(5.0, 3.0))
+    if data.revenue_likelihood == "whale":
+        noise["log_whale_sd"] = numpyro.sample("log_whale_sd", dist.Normal(*WHALE_PRIORS["log_whale_sd"]))
     numpyro.factor("loglik", jnp.sum(log_likelihood(params, noise, data)))
 
 
@@ -478,7 +568,7 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     revenue likelihood of big cohorts is ~1e16 nats off and warmup wastes most of its budget."""
     pr = priors or CohortCurvePriors()
     values = {}
-    for p in _param_list(data.retention):
+    for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
         values[f"{p}_mu"] = jnp.asarray(loc)
         for suffix, lvl in _levels(data, p):
@@ -487,6 +577,8 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
     if data.has_active:
         values["log_phi"] = jnp.asarray(5.0)
+    if data.revenue_likelihood == "whale":
+        values["log_whale_sd"] = jnp.asarray(WHALE_PRIORS["log_whale_sd"][0])
     return values
 
 
@@ -503,9 +595,9 @@ def posterior_values(posterior, data: CohortCurveData) -> dict:
     """The arrays :func:`cohort_params` and the noise terms need, from an ArviZ posterior group (or a dict of
     arrays), flattened to a leading draw axis ``(S, ...)``."""
     out = {}
-    names = [f"{p}_mu" for p in _param_list(data.retention)]
-    names += [f"{p}_{suffix}" for p in _param_list(data.retention) for suffix, _ in _levels(data, p)]
-    names += [n for n in NOISE_PARAMS if n != "log_phi" or data.has_active]
+    names = [f"{p}_mu" for p in param_list(data)]
+    names += [f"{p}_{suffix}" for p in param_list(data) for suffix, _ in _levels(data, p)]
+    names += noise_names(data)
     for n in names:
         v = np.asarray(posterior[n])
         if hasattr(posterior, "dims"):  # xarray: (chain, draw, ...)
@@ -619,13 +711,19 @@ def _simulator(data: CohortCurveData):
         else:
             users = n * s
             log_users = jnp.log(n) + log_s
-        noise = {k: values[k][:, None, None] for k in ("log_k", "log_nu", "log_tau")}
+        noise = {k: values[k][:, None, None] for k in noise_names(data) if k != "log_phi"}
         log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
                                                    noise["log_tau"])
         positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
         if data.revenue_likelihood == "gamma":
             amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
         else:
+            if data.revenue_likelihood == "whale":
+                k_amt, k_whale = jax.random.split(k_amt)
+                log_omega, _, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, _whale(p, noise, data))
+                is_whale = jnp.log(jax.random.uniform(k_whale, s.shape)) < log_omega
+                log_mean = jnp.where(is_whale, log_m1, log_m0)
+                cv2 = jnp.where(is_whale, cv1, cv2)
             scale2 = jnp.log1p(cv2)
             amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, s.shape))
         revenue = jnp.where((users > 0) & positive, amount, 0.0)
