@@ -102,3 +102,29 @@ def test_cdnow_comparison_data_has_the_documented_shape():
     assert (np.diff(t, axis=1) >= -1e-9).all()  # cumulative: 13w <= 26w <= 52w
     with pytest.raises(DataValidationError, match="unknown comparison data set"):
         comparison_data("nope")
+
+
+def test_cdnow_ziln_design_has_no_high_leverage_customer():
+    """Regression (seed-0 ``btyd-ltv compare --dataset cdnow``: one ZILN chain frozen at its start, R-hat 1.6,
+    mean forecast 199,500 vs 53.4). At a random NUTS start the linear predictors of customer i spread like
+    ``0.29 sqrt(n h_i)`` (h_i its hat value in the standardised design, which the ZILN QR parameterisation does
+    not change); the raw ``purchases_k`` count and the near-duplicate features ``has_second``, ``spend_k`` and
+    ``days_to_second`` gave one customer h = 0.39 (a spread of +-20, the softplus scale at its floor). The CDNOW
+    feature set must keep every hat value small and no column a near-copy of the others."""
+    from btyd_ltv.compare import CDNOW_LOG1P, CDNOW_NUMERIC
+    from btyd_ltv.data.design import build_design
+
+    d = comparison_data("cdnow")
+    assert not {"has_second", "spend_k", "days_to_second"} & set(CDNOW_NUMERIC)
+    assert "purchases_k" in CDNOW_LOG1P
+    train = d.take(split_customers(d.ids, seed=0).to_numpy() == "train")  # the default split of compare
+    design = build_design(train.frame, train.target, [*train.numeric, *train.categorical], log1p=train.log1p,
+                          categorical=train.categorical)  # as BayesZILN.fit (through fit_ziln) builds it
+    X, _ = design.matrix(train.frame)
+    q, _ = np.linalg.qr(X)
+    hat = (q**2).sum(axis=1)
+    assert hat.max() < 0.05  # 0.027 (was 0.39)
+    vif = np.diag(np.linalg.inv(np.corrcoef(X, rowvar=False)))
+    assert vif.max() < 20  # 9.3, log1p(purchases_k) (was 64, has_second)
+    sv = np.linalg.svd(X, compute_uv=False)
+    assert sv[0] / sv[-1] < 10  # 6.6 (was 23.5)

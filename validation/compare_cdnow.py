@@ -3,8 +3,9 @@
 Two tables:
 
 1. CDNOW master (23,570 customers): features known ``--weeks`` weeks after each customer's own first purchase
-   (first-purchase value, purchases and spend so far, days to the second purchase, weekday, cohort week, the
-   BTYD summary), target = spend over the following 52 weeks (:func:`btyd_ltv.compare.comparison_data`).
+   (first-purchase value, repeat purchase days, recency and mean repeat spend so far, weekday, cohort week; the
+   features that are functions of these are left out, see :data:`btyd_ltv.compare.CDNOW_NUMERIC`), target =
+   spend over the following 52 weeks (:func:`btyd_ltv.compare.comparison_data`).
 2. The multimodal synthetic set (per-user event sequences + tabular aggregates, zero-inflated heavy-tailed revenue
    whose signal lives partly in the sequences), where the Transformer fusion model is compared with the
    tabular-only baselines.

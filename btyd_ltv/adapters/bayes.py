@@ -79,7 +79,14 @@ class BGNBDGammaGamma:
 class BayesZILN:
     """The Bayesian zero-inflated log-normal regression (:mod:`btyd_ltv.models.ziln`; likelihood of Wang, Liu &
     Miao 2019) of the target on the numeric (``log1p`` where listed) and one-hot categorical features,
-    optionally with partially pooled intercepts by ``group``."""
+    optionally with partially pooled intercepts by ``group``.
+
+    The features are standardised and the coefficients sampled on the QR scale (:mod:`btyd_ltv.models.ziln`), so
+    correlated features and their units do not matter to the sampler; customers with a high leverage (hat value)
+    do, and neither standardising nor a tighter coefficient prior changes that: at a random starting point their
+    linear predictors spread like ``0.29 sqrt(n h)``, which can put the softplus scale at its floor and freeze a
+    chain. Give heavy-tailed counts as ``log1p`` and leave out features that are functions of the others (as
+    :data:`btyd_ltv.compare.CDNOW_NUMERIC` does)."""
 
     group: str | None = None
     num_chains: int = 4
