@@ -36,7 +36,7 @@ class CurveOptions:
     retention: str = "bgbb"
     likelihood: str = "beta-binomial"
     revenue_likelihood: str = "lognormal"
-    cohort_effects: tuple[str, ...] | None = None
+    cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400

@@ -150,6 +150,9 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     res = _run("curves", "fit", path, "--out", tmp_path / "bad", "-q")
     assert res.exit_code == 2 and "revenue" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "bad").exists()
+    table.to_csv(path, index=False)
+    res = _run("curves", "fit", path, "--cohort-effects", "log_ret,bogus", "--out", tmp_path / "bad", "-q")
+    assert res.exit_code == 2 and "'bogus' is not a parameter" in res.output and "Traceback" not in res.output
     res = _run("curves", "fit", "--dataset", "cdnow", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "not a cohort table" in res.output
 

@@ -34,14 +34,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--cohort-effects", default=None, help="comma-separated; default: the model's default")
-    ap.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma"])
+    ap.add_argument("--cohort-effects", default=None, help="comma-separated, or all; default: the model's default")
+    ap.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale"])
     args = ap.parse_args()
 
     table, truth = simulate_portfolio(n_apps=args.apps, campaigns_per_app=args.campaigns, days=args.days,
                                       seed=args.seed, retention="bgbb")
     columns = CohortColumns(active_users="active_users", cost="cost", groups=("app", "campaign"))
-    effects = tuple(args.cohort_effects.split(",")) if args.cohort_effects else None
+    effects = args.cohort_effects if args.cohort_effects in (None, "all") else tuple(args.cohort_effects.split(","))
     settings = CurveOptions(horizon=args.horizon, cohort_effects=effects,
                             revenue_likelihood=args.revenue_likelihood, options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
                                                                      num_samples=args.draws, seed=args.seed,

@@ -58,6 +58,15 @@ def _setup(chains: int) -> None:
 
 _COLUMN_HELP = "Column names (defaults: cohort, age, installs, revenue, and active_users / payers / cost when present; " \
                "pass '' to ignore an optional column)."
+_EFFECTS_HELP = ("Parameters with a cohort-level effect: 'all', or a comma list (e.g. log_ret,log_level); default: "
+                 "the retention level and log_level.")
+
+
+def _effects(value: str | None) -> str | tuple[str, ...] | None:
+    """``--cohort-effects``: ``None`` (the model's default), ``"all"`` or the listed parameter names."""
+    if value is None or value.strip() == "all":
+        return None if value is None else "all"
+    return tuple(_split(value))
 
 
 @curves_app.command("fit")
@@ -84,6 +93,7 @@ def fit_command(
                                            help="Positive cell revenue: lognormal, gamma (mean-consistent "
                                                 "under whale purchases) or whale (log-normal mixture with a "
                                                 "whale-purchase component)."),
+    cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     cohort_col: str = typer.Option("cohort", "--cohort-col", help=_COLUMN_HELP),
     age_col: str = typer.Option("age", "--age-col"),
     installs_col: str = typer.Option("installs", "--installs-col"),
@@ -117,7 +127,7 @@ def fit_command(
                        groups=groups)
     settings = CurveOptions(
         retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, horizon=horizon,
-        period=period, max_draws=max_draws,
+        period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects),
         options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept),
     )
@@ -247,6 +257,7 @@ def backtest_command(
     retention: str = typer.Option("bgbb", "--retention"),
     likelihood: str = typer.Option("beta-binomial", "--likelihood"),
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood"),
+    cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     no_model: bool = typer.Option(False, "--no-model", help="Baselines only."),
     chains: int = typer.Option(2, "--chains", min=1),
     draws: int = typer.Option(300, "--draws", min=1),
@@ -284,7 +295,7 @@ def backtest_command(
             fail(f"unknown baseline {name!r}; choose from {', '.join([*factories, *CURVE_BASELINES])}")
     if not no_model:
         settings = CurveOptions(retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood,
-                                period=period,
+                                period=period, cohort_effects=_effects(cohort_effects),
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                                                    progress_bar=False, target_accept_prob=0.9))
         forecasters["bayes"] = curve_forecaster(columns, settings)
