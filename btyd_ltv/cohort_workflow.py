@@ -194,7 +194,7 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     # keep the fitted data's centring constants so parameters mean the same thing
     fitted = posterior.constant_data.attrs
     data = data._replace(**{k: float(fitted[k]) for k in ("log_age_center", "ref_age", "log_arpdau_center",
-                                                          "log_retention_center")})
+                                                          "log_retention_center", "ref_users") if k in fitted})
     values = _map_values(posterior, meta, data, index, seed)
     draws = cc.predictive_ltv(values, data, settings.horizon, max_draws=None, seed=seed)
     curves, coh, groups_t, group_draws = _summaries(draws, data, index, clean, columns, settings)

@@ -109,7 +109,8 @@ def test_write_and_predict_from_posterior(curve_fit, tmp_path):
 
 def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
     """``revenue_likelihood="whale"``: app-level whale share and rate in the posterior and params.csv, monotone
-    draws, and a re-forecast from the written posterior that keeps the fitted app-level whale terms."""
+    draws, and a re-forecast from the written posterior on a newer table (whose median cell size differs) that
+    keeps the fitted reference size of the whale rate."""
     table, _ = portfolio
     res = fit_curves(table, COLUMNS, settings=replace(SETTINGS, revenue_likelihood="whale"))
     post = res.posterior.posterior
@@ -121,6 +122,7 @@ def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
     newer, _ = simulate_portfolio(**{**SMALL, "days": 8})
     pred = predict_curves(read_posterior(tmp_path / "posterior.nc"), newer, horizon=60, max_draws=100, seed=1)
     assert pred.settings.revenue_likelihood == "whale" and np.isfinite(pred.draws).all()
+    assert pred.data.ref_users == res.data.ref_users  # the whale rate keeps its fitted reference size
     assert (np.diff(pred.draws, axis=1) >= -1e-6).all()
 
 
