@@ -64,9 +64,9 @@ _EFFECTS_HELP = ("Parameters with a cohort-level effect: 'all', or a comma list 
 
 def _effects(value: str | None) -> str | tuple[str, ...] | None:
     """``--cohort-effects``: ``None`` (the model's default), ``"all"`` or the listed parameter names."""
-    if value is None or value.strip() == "all":
-        return None if value is None else "all"
-    return tuple(_split(value))
+    if value is None:
+        return None
+    return "all" if value.strip() == "all" else tuple(_split(value))
 
 
 @curves_app.command("fit")
