@@ -37,6 +37,7 @@ class CurveOptions:
     likelihood: str = "beta-binomial"
     revenue_likelihood: str = "lognormal"
     cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
+    precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -88,7 +89,7 @@ def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptio
         table, cohort_col=columns.cohort, age_col=columns.age, installs_col=columns.installs,
         revenue_col=columns.revenue, active_col=columns.active_users, group_cols=columns.groups,
         retention=settings.retention, likelihood=settings.likelihood, cohort_effects=settings.cohort_effects,
-        revenue_likelihood=settings.revenue_likelihood,
+        revenue_likelihood=settings.revenue_likelihood, precision=settings.precision,
     )
 
 
@@ -152,6 +153,7 @@ def fit_curves(
         | {"groups": list(columns.groups)},
         "retention": settings.retention, "likelihood": settings.likelihood,
         "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
+        "precision": settings.precision,
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None

@@ -292,3 +292,57 @@ def test_predictive_ltv_is_monotone_and_anchored():
     exp = cc.predictive_ltv(vals, data, 60, kind="expected", max_draws=None)
     inc = cc.expected_revenue_per_install(vals, data, 60)
     np.testing.assert_allclose(exp, np.cumsum(inc, axis=-1).transpose(1, 2, 0), rtol=1e-5)
+
+
+def _fused_case(precision: str, retention: str = "bgbb"):
+    """Small cohorts (zero-revenue cells, a cohort-day with no active users) and random parameters."""
+    table, _ = simulate_portfolio(n_apps=2, campaigns_per_app=2, days=8, seed=11, retention="bgbb",
+                                  installs_range=(15, 400), horizon=30)
+    table.loc[table.index[(table["age"] == 3)][:1], ["active_users", "revenue"]] = 0.0
+    data, _ = cc.make_data(table, group_cols=("app", "campaign"), likelihood="normal", precision=precision,
+                           retention=retention)
+    C = data.installs.shape[0]
+    params = _params(C, cc.RETENTION_PARAMS[retention] + cc.REVENUE_PARAMS)
+    params["log_ret"] = jnp.asarray(RNG.uniform(-4.0, -2.5, C))  # retention inside (0, 1) at every age
+    T = data.observed.shape[1]
+    assert float(jnp.max(cc._log_retention_grid(retention, params, T, data.ref_age)[:, 1:])) < 0.0
+    noise = {"log_phi": jnp.asarray(2.5), "log_k": jnp.asarray(-0.4), "log_tau": jnp.asarray(-1.2),
+             "log_nu": jnp.asarray(-1.7)}
+    return data, params, noise
+
+
+@pytest.mark.parametrize("retention", ["bgbb", "bgbb-dw"])
+@pytest.mark.parametrize("precision, rtol", [("float64", 1e-10), ("float32", 1e-5)])
+def test_fused_cell_pass_equals_autodiff_of_the_reference(precision, rtol, retention):
+    """The fused value-and-gradient (btyd_ltv.models._fused_cells; with the sBG grid inside the pass for
+    ``bgbb``) against jax.grad of the sum of the double-precision cell log-likelihood, itself checked against
+    scipy above."""
+    import jax
+
+    data, params, noise = _fused_case(precision, retention)
+    assert (data.observed & (data.revenue == 0)).any() and (data.observed & (data.active == 0)).any()
+    assert cc._fused_cells.applies(data)
+    ref = jax.value_and_grad(lambda p, n: jnp.sum(cc.log_likelihood(p, n, data._replace(precision="float64"))),
+                             argnums=(0, 1))(params, noise)
+    got = jax.jit(jax.value_and_grad(lambda p, n: cc.total_log_likelihood(p, n, data), argnums=(0, 1)))(params, noise)
+    np.testing.assert_allclose(float(got[0]), float(ref[0]), rtol=rtol)
+    for part in (0, 1):
+        for k, want in ref[1][part].items():
+            want, have = np.asarray(want), np.asarray(got[1][part][k])
+            np.testing.assert_allclose(have, want, rtol=rtol * 10, atol=rtol * 10 * np.abs(want).max(), err_msg=k)
+
+
+def test_fused_pass_only_where_it_applies_and_bad_precision_raises():
+    table, _ = _small_table()
+    assert not cc._fused_cells.applies(cc.make_data(table)[0])  # beta-binomial actives
+    assert not cc._fused_cells.applies(cc.make_data(table, likelihood="normal", revenue_likelihood="gamma")[0])
+    assert not cc._fused_cells.applies(cc.make_data(table, likelihood="normal", active_col=None)[0])
+    with pytest.raises(DataValidationError, match="precision must be one of"):
+        cc.make_data(table, precision="half")
+
+
+@pytest.mark.parametrize("T", [1, 5, 16, 17, 365])
+def test_blocked_cumsum_equals_numpy(T):
+    x = RNG.normal(size=(3, T))
+    np.testing.assert_allclose(np.asarray(cc._fused_cells.cumsum(jnp.asarray(x))), np.cumsum(x, axis=1),
+                               rtol=1e-12, atol=1e-12)
