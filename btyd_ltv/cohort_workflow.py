@@ -22,6 +22,8 @@ from btyd_ltv.io import write_csv, write_netcdf
 from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions, params_table
 
+MASS_MATRICES = ("diag", "blocks")
+
 __all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "curve_forecaster", "write_curve_fit",
            "select_observed_age"]
 
@@ -38,6 +40,7 @@ class CurveOptions:
     revenue_likelihood: str = "lognormal"
     cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
     precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
+    mass: str = "diag"  # NUTS mass matrix: diag, or blocks (dense on cc.mass_blocks, diagonal elsewhere)
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -143,17 +146,20 @@ def fit_curves(
     clean = validate_cohort_table(table, columns)
     clean = select_observed_age(clean, observed_age, columns)
     data, index = _make_data(clean, columns, settings)
+    if settings.mass not in MASS_MATRICES:
+        raise DataValidationError(f"mass must be one of {', '.join(MASS_MATRICES)}, got {settings.mass!r}")
     o = settings.options
     idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
-                target_accept_prob=o.target_accept_prob, dense_mass=False)
+                target_accept_prob=o.target_accept_prob,
+                dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False)
     idata.attrs["cohort_curve"] = json.dumps({
         "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
                                                                        "active_users", "payers", "cost")}
         | {"groups": list(columns.groups)},
         "retention": settings.retention, "likelihood": settings.likelihood,
         "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
-        "precision": settings.precision,
+        "precision": settings.precision, "mass": settings.mass,
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None

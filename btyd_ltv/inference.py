@@ -127,7 +127,7 @@ def fit(
     seed: int = 0,
     chain_method: str | None = None,
     target_accept_prob: float = 0.8,
-    dense_mass: bool = True,
+    dense_mass: bool | list[tuple[str, ...]] = True,
     progress_bar: bool | None = None,
     warn: bool = True,
     coords: dict | None = None,
@@ -145,7 +145,9 @@ def fit(
     num_chains, num_warmup, num_samples, seed : sampler settings; the same seed gives the same posterior on
         the same machine.
     chain_method : ``"sequential"``, ``"vectorized"`` or ``"parallel"``; default :func:`default_chain_method`.
-    dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters).
+    dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters); a list of
+        tuples of site names adapts a dense block for each tuple and a diagonal for the other sites (NumPyro's
+        structured mass matrix), e.g. :func:`btyd_ltv.models.cohort_curve.mass_blocks`.
     progress_bar : default: on when stderr is a terminal.
     warn : emit :class:`~btyd_ltv.errors.SamplingWarning` for failed diagnostics.
     coords : coordinate values for the family's named posterior dimensions (e.g. ``{"feature": [...]}``).

@@ -86,7 +86,7 @@ from btyd_ltv.models import _fused_cells
 
 __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
-    "log_arpdau", "total_log_likelihood", "param_names", "cohort_params", "expected_revenue_per_install", "predictive_ltv",
+    "log_arpdau", "total_log_likelihood", "mass_blocks", "param_names", "cohort_params", "expected_revenue_per_install", "predictive_ltv",
     "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
 ]
 
@@ -586,6 +586,21 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     if data.revenue_likelihood == "whale":
         noise["log_whale_sd"] = numpyro.sample("log_whale_sd", dist.Normal(*WHALE_PRIORS["log_whale_sd"]))
     numpyro.factor("loglik", total_log_likelihood(params, noise, data))
+
+
+def mass_blocks(data: CohortCurveData) -> list[tuple[str, ...]]:
+    """Blocks of NUTS's dense mass matrix (the other sites get a diagonal one): the portfolio means with the noise
+    terms, and at each group level the retention shape (``logit_churn`` with ``log_kappa``), whose posterior
+    correlation is close to -1 when long curves pin the survival curve but not the split between mean churn and
+    polarisation. The cohort level stays diagonal (its size grows with the data)."""
+    names = param_list(data)
+    blocks = [tuple(f"{p}_mu" for p in names) + tuple(noise_names(data))]
+    shape = [p for p in ("logit_churn", "log_kappa") if p in names]
+    for lvl, suffix in enumerate(data.level_names):
+        sites = tuple(f"{p}_{suffix}_raw" for p in shape if (suffix, lvl) in _levels(data, p))
+        if len(sites) > 1:
+            blocks.append(sites)
+    return blocks
 
 
 def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> dict:

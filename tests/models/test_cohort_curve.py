@@ -346,3 +346,22 @@ def test_blocked_cumsum_equals_numpy(T):
     x = RNG.normal(size=(3, T))
     np.testing.assert_allclose(np.asarray(cc._fused_cells.cumsum(jnp.asarray(x))), np.cumsum(x, axis=1),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_mass_blocks_name_latent_sites_of_the_model():
+    """Every site of the dense blocks is a latent site of the model, each at most once, and every group level
+    pairs the retention shape parameters (their posterior correlation is close to -1)."""
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    table, _ = _small_table()
+    for retention in ("bgbb", "bdw"):
+        data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention=retention)
+        blocks = cc.mass_blocks(data)
+        z = initialize_model(jax.random.PRNGKey(0), cc.model, model_kwargs={"data": data},
+                             init_strategy=cc.init_strategy(data)).param_info.z
+        flat = [site for block in blocks for site in block]
+        assert set(flat) <= set(z) and len(flat) == len(set(flat))
+        assert ("logit_churn_campaign_raw", "log_kappa_campaign_raw") in blocks
+        assert ("logit_churn_app_raw", "log_kappa_app_raw") in blocks
+        assert not any("cohort" in site for site in flat)
