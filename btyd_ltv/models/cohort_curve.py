@@ -320,15 +320,14 @@ def _log_retention_grid(retention: str, params: dict, T: int, ref_age: float) ->
     eq. 5) turns the log-gamma calls into a cumulative sum of logs."""
     if "log_c" in params:
         return log_retention(retention, {k: v[:, None] for k, v in params.items()}, jnp.arange(T), ref_age)
-    kappa = jnp.exp(params["log_kappa"])
-    a = jax.nn.sigmoid(params["logit_churn"]) * kappa
-    shift = log_pi(params, ref_age) if "log_ret" in params else jnp.zeros_like(a)
-    # per-cohort terms are computed once: unfenced, XLA fuses them (log-gamma calls included) into every cell
-    kappa, a, shift = jax.lax.optimization_barrier((kappa, a, shift))
+    m = jax.nn.sigmoid(params["logit_churn"])[:, None]
+    kappa = jnp.exp(params["log_kappa"])[:, None]
     i = jnp.arange(T - 1, dtype=jnp.float64)[None, :]
-    step = jnp.log1p(-a[:, None] / (kappa[:, None] + i))  # log((b + i) / (a + b + i))
-    log_s = jnp.cumsum(step, axis=1) + shift[:, None]
-    return jnp.concatenate([jnp.zeros_like(shift)[:, None], log_s], axis=1)
+    step = jnp.log((1.0 - m) * kappa + i) - jnp.log(kappa + i)
+    log_s = jnp.concatenate([jnp.zeros_like(m), jnp.cumsum(step, axis=1)], axis=1)
+    if "log_ret" in params:
+        log_s = log_s + log_pi(params, ref_age)[:, None]
+    return log_s.at[:, 0].set(0.0)
 
 
 def log_arpdau(params: dict, t, center: float = 0.0) -> jnp.ndarray:
