@@ -29,7 +29,7 @@ import btyd_ltv._jax  # noqa: F401  (float64)
 import jax
 import jax.numpy as jnp
 
-__all__ = ["applies", "cell_log_likelihood"]
+__all__ = ["applies", "cell_log_likelihood", "sbg_log_likelihood", "cumsum"]
 
 _EPS = {"float64": 1e-12, "float32": 1e-7}
 
@@ -114,16 +114,19 @@ def cell_log_likelihood(log_s, log_a, noise: dict, data, precision: str = "float
         value, (g_s, g_a, *rest) = _cells(log_s, log_a, log_phi, log_k, log_tau, log_nu, k, dtype, eps)
         return value, (g_s.astype(log_s.dtype), g_a.astype(log_a.dtype), *rest)
 
+    return _with_partials(forward)(log_s, log_a, noise["log_phi"], noise["log_k"], noise["log_tau"], noise["log_nu"])
+
+
+def _with_partials(forward):
+    """A scalar function whose ``forward`` returns ``(value, partial derivatives)``, as a ``custom_vjp`` whose
+    backward pass scales the partials by the cotangent."""
+
     @jax.custom_vjp
-    def total(log_s, log_a, log_phi, log_k, log_tau, log_nu):
-        return forward(log_s, log_a, log_phi, log_k, log_tau, log_nu)[0]
+    def total(*args):
+        return forward(*args)[0]
 
-    total.defvjp(forward, _scale)
-    return total(log_s, log_a, noise["log_phi"], noise["log_k"], noise["log_tau"], noise["log_nu"])
-
-
-def _scale(partials, g):
-    return tuple(g * p for p in partials)
+    total.defvjp(forward, lambda partials, g: tuple(g * p for p in partials))
+    return total
 
 
 def cumsum(x: jnp.ndarray, block: int = 16) -> jnp.ndarray:
@@ -172,9 +175,5 @@ def sbg_log_likelihood(a, kappa, log_pi, level, rho, noise: dict, data, age_cent
         g_rho = jnp.sum((g_a * log_age).astype(jnp.float64), axis=1)
         return value, (g_a_coh, g_kappa, g_pi, g_level, g_rho, *rest)
 
-    @jax.custom_vjp
-    def total(*args):
-        return forward(*args)[0]
-
-    total.defvjp(forward, _scale)
-    return total(a, kappa, log_pi, level, rho, noise["log_phi"], noise["log_k"], noise["log_tau"], noise["log_nu"])
+    return _with_partials(forward)(a, kappa, log_pi, level, rho, noise["log_phi"], noise["log_k"], noise["log_tau"],
+                                   noise["log_nu"])
