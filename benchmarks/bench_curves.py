@@ -41,6 +41,9 @@ def main() -> None:
                     help="cell arithmetic of the fused normal x log-normal pass")
     ap.add_argument("--mass", default="diag", choices=["diag", "blocks"],
                     help="NUTS mass matrix: diagonal, or dense on cohort_curve.mass_blocks and diagonal elsewhere")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="start NUTS from inference.find_warm_start, in curvature-scaled coordinates")
+    ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -69,7 +72,7 @@ def main() -> None:
     print(f"{C} cohorts x {T} ages = {cells:,} observed cells; simulated in {time.perf_counter() - t0:.1f} s; "
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
-          f"mass {args.mass}")
+          f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}")
 
     info = initialize_model(jax.random.PRNGKey(0), cc.model, model_kwargs={"data": data},
                             init_strategy=cc.init_strategy(data))
@@ -91,7 +94,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     idata = fit(cc, data, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws, seed=args.seed,
-                dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False, target_accept_prob=0.9,
+                dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False, target_accept_prob=args.target_accept,
+                warm_start=args.warm_start,
                 progress_bar=False, warn=False)
     wall = time.perf_counter() - t0
     diag = diagnose(idata, cc.param_names(data))

@@ -41,6 +41,7 @@ class CurveOptions:
     cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
     precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
     mass: str = "diag"  # NUTS mass matrix: diag, or blocks (dense on cc.mass_blocks, diagonal elsewhere)
+    warm_start: bool = False  # NUTS from inference.find_warm_start, in curvature-scaled coordinates
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -152,14 +153,15 @@ def fit_curves(
     idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
                 target_accept_prob=o.target_accept_prob,
-                dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False)
+                dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False,
+                warm_start=settings.warm_start)
     idata.attrs["cohort_curve"] = json.dumps({
         "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
                                                                        "active_users", "payers", "cost")}
         | {"groups": list(columns.groups)},
         "retention": settings.retention, "likelihood": settings.likelihood,
         "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
-        "precision": settings.precision, "mass": settings.mass,
+        "precision": settings.precision, "mass": settings.mass, "warm_start": settings.warm_start,
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None

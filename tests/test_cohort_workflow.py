@@ -142,7 +142,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     out = tmp_path / "run"
     res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
                "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out,
-               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks")
+               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start")
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
     import json
@@ -150,7 +150,8 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     from btyd_ltv.io import read_posterior
 
     meta = json.loads(read_posterior(out / "posterior.nc").attrs["cohort_curve"])
-    assert (meta["likelihood"], meta["precision"], meta["mass"]) == ("normal", "float32", "blocks")
+    assert (meta["likelihood"], meta["precision"], meta["mass"], meta["warm_start"]) == ("normal", "float32", "blocks",
+                                                                                         True)
     coh = pd.read_csv(out / "cohorts.csv")
     assert coh["observed_age"].min() == 3 and "ltv_d45_mean" in coh.columns
     bad = table.copy()

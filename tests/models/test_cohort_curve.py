@@ -365,3 +365,38 @@ def test_mass_blocks_name_latent_sites_of_the_model():
         assert ("logit_churn_campaign_raw", "log_kappa_campaign_raw") in blocks
         assert ("logit_churn_app_raw", "log_kappa_app_raw") in blocks
         assert not any("cohort" in site for site in flat)
+
+
+@pytest.mark.parametrize("effects", [None, "all"])
+def test_log_kappa_sampled_as_log_a_keeps_the_normal_prior_on_log_kappa(effects):
+    """At its finest level a centred log_kappa is sampled as ``log a = log sigmoid(logit_churn) + log_kappa``: the
+    deterministic site is ``raw - log sigmoid(logit_churn)`` and the prior factor is the normal density of that
+    value around its parent (a unit-Jacobian change of coordinates, so the model is unchanged). The starting
+    point puts log_kappa at its prior location."""
+    from numpyro import handlers
+    from scipy.stats import norm
+
+    table, _ = _small_table()
+    data, _ = cc.make_data(table, group_cols=("app", "campaign"), cohort_effects=effects)
+    suffix = cc._levels(data, "log_kappa")[-1][0]
+    rng = np.random.default_rng(3)
+    init = cc.init_values(data)
+    z = {k: jnp.asarray(np.asarray(v) + 0.3 * rng.standard_normal(np.shape(v))) for k, v in init.items()}
+    z = {k: (jnp.abs(v) + 0.05 if "_sd_" in k else v) for k, v in z.items()}
+    tr = handlers.trace(handlers.substitute(cc.model, data=z)).get_trace(data)
+    churn = np.asarray(cc._level_value({k: v["value"] for k, v in tr.items()}, data, "logit_churn",
+                                       cc._levels(data, "log_kappa")[-1][1]))
+    raw = np.asarray(z[f"log_kappa_{suffix}_raw"])
+    value = np.asarray(tr[f"log_kappa_{suffix}"]["value"])
+    centred = cc._centered(data, "log_kappa", cc._levels(data, "log_kappa")[-1][1])
+    assert centred.any()
+    np.testing.assert_allclose(value[centred], (raw + np.log1p(np.exp(-churn)))[centred], rtol=1e-12)
+    parents = {f"log_kappa_{s}": tr[f"log_kappa_{s}"]["value"] for s, _ in cc._levels(data, "log_kappa")}
+    levels = cc._levels(data, "log_kappa")
+    parent = (np.asarray(parents[f"log_kappa_{levels[-2][0]}"])[np.asarray(data.parent[levels[-1][1]])]
+              if len(levels) > 1 else float(z["log_kappa_mu"]))
+    sd = float(z[f"log_kappa_sd_{suffix}"])
+    expected = np.where(centred, norm.logpdf(value, parent, sd), norm.logpdf(raw)).sum()
+    np.testing.assert_allclose(float(tr[f"log_kappa_{suffix}_prior"]["fn"].log_factor), expected, rtol=1e-10)
+    start = handlers.trace(handlers.substitute(cc.model, data=init)).get_trace(data)
+    assert np.allclose(np.asarray(start[f"log_kappa_{suffix}"]["value"])[centred], 0.0, atol=1e-12)
