@@ -31,7 +31,8 @@ from numpyro.infer.util import constrain_fn, initialize_model, log_density
 
 from btyd_ltv.errors import FitError, SamplingWarning
 
-__all__ = ["fit", "find_warm_start", "WarmStart", "param_names", "Diagnostics", "diagnose", "default_chain_method", "enable_compilation_cache"]
+__all__ = ["fit", "find_warm_start", "WarmStart", "param_names", "Diagnostics", "diagnose", "default_chain_method",
+           "enable_compilation_cache"]
 
 RHAT_MAX = 1.01
 _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "adapt_state.step_size")
@@ -233,7 +234,8 @@ def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
           for k, v in z_star.items()}
     mcmc.run(key, init_params=u0, extra_fields=_EXTRA_FIELDS)
     u = mcmc.get_samples(group_by_chain=True)
-    constrain = jax.jit(jax.vmap(lambda ui: constrain_fn(model, (), model_kwargs, to_z(ui), return_deterministic=True)))
+    constrain = jax.jit(jax.vmap(
+        lambda ui: constrain_fn(model, (), model_kwargs, to_z(ui), return_deterministic=True)))
     per_chain = [constrain({k: v[c] for k, v in u.items()}) for c in range(num_chains)]
     samples = {k: np.stack([np.asarray(pc[k]) for pc in per_chain]) for k in per_chain[0]}
     return samples, mcmc.get_extra_fields(group_by_chain=True)
@@ -256,7 +258,7 @@ class WarmStart:
 
 
 def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: tuple[str, ...] = (),
-               max_iter: int = 300) -> WarmStart:
+                    max_iter: int = 300) -> WarmStart:
     """Starting point and mass-matrix scales for NUTS: the mode of the potential (negative log density in the
     unconstrained space) over every site but ``fixed``, by L-BFGS from the family's starting point (at most
     ``max_iter`` iterations: it only has to reach the bulk), and there the diagonal of the Hessian, one

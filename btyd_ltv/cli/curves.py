@@ -137,7 +137,8 @@ def fit_command(
     settings = CurveOptions(
         retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, horizon=horizon,
         period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects), precision=precision,
-        mass=mass, warm_start=warm_start, options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
+        mass=mass, warm_start=warm_start,
+        options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept),
     )
     typer.echo(f"fitting cohort curves ({retention}, NUTS {chains} chains x {draws} draws, seed {seed})", err=True)

@@ -90,7 +90,8 @@ from btyd_ltv.models import _fused_cells
 
 __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
-    "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params", "expected_revenue_per_install", "predictive_ltv",
+    "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
+    "expected_revenue_per_install", "predictive_ltv",
     "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
 ]
 
