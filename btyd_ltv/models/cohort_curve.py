@@ -414,6 +414,12 @@ def _ancestor(data: CohortCurveData, lvl: int, up: int) -> np.ndarray:
     return idx
 
 
+def _as_log_a(data: CohortCurveData, name: str, lvl: int) -> bool:
+    """Whether the centred elements of ``name`` at level ``lvl`` are sampled as ``log a`` (see :func:`model`): the
+    finest level of ``log_kappa``."""
+    return name == "log_kappa" and lvl == _levels(data, name)[-1][1]
+
+
 def _level_value(values: dict, data: CohortCurveData, name: str, lvl: int):
     """Parameter ``name`` at the elements of hierarchy level ``lvl``: its own value there, or that of the nearest
     level above that it has (the portfolio mean if none)."""
@@ -426,10 +432,7 @@ def _level_value(values: dict, data: CohortCurveData, name: str, lvl: int):
 
 def _cohort_group(data: CohortCurveData, lvl: int) -> np.ndarray:
     """Index of every cohort's group at hierarchy level ``lvl``, composing the parent maps."""
-    idx = data.parent[-1]
-    for level in range(len(data.level_sizes) - 1, lvl, -1):
-        idx = data.parent[level][idx]
-    return idx
+    return _ancestor(data, len(data.level_sizes), lvl)
 
 
 def cohort_params(values: dict, data: CohortCurveData) -> dict:
@@ -598,7 +601,7 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
         for suffix, lvl in _levels(data, p):
             sd = numpyro.sample(f"{p}_sd_{suffix}", dist.HalfNormal(pr.group_sd))
             offset = (-jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
-                      if p == "log_kappa" and lvl == _levels(data, p)[-1][1] else 0.0)
+                      if _as_log_a(data, p, lvl) else 0.0)
             value = _mixed_level(f"{p}_{suffix}", current[data.parent[lvl]], sd, _centered(data, p, lvl), offset)
             current = numpyro.deterministic(f"{p}_{suffix}", value)
             values[f"{p}_{suffix}"] = current
@@ -648,11 +651,9 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
         values[f"{p}_mu"] = jnp.asarray(loc)
-        levels = _levels(data, p)
-        for suffix, lvl in levels:
-            # the finest level of a centred log_kappa is sampled as log a (see model and _mixed_level)
+        for suffix, lvl in _levels(data, p):
             shift = (float(jax.nn.log_sigmoid(_prior_loc_scale("logit_churn", data, pr)[0]))
-                     if p == "log_kappa" and lvl == levels[-1][1] else 0.0)
+                     if _as_log_a(data, p, lvl) else 0.0)
             values[f"{p}_sd_{suffix}"] = jnp.asarray(0.2)
             values[f"{p}_{suffix}_raw"] = jnp.where(jnp.asarray(_centered(data, p, lvl)), loc + shift, 0.0)
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
