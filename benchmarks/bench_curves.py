@@ -41,8 +41,9 @@ def main() -> None:
                     help="cell arithmetic of the fused normal x log-normal pass")
     ap.add_argument("--mass", default="diag", choices=["diag", "blocks"],
                     help="NUTS mass matrix: diagonal, or dense on cohort_curve.mass_blocks and diagonal elsewhere")
-    ap.add_argument("--warm-start", action="store_true",
-                    help="start NUTS from inference.find_warm_start, in curvature-scaled coordinates")
+    ap.add_argument("--warm-start", nargs="?", const="diag", default=False, choices=["diag", "dense"],
+                    help="start NUTS from inference.find_warm_start, in curvature-scaled coordinates (diag) or in "
+                         "the decorrelated coordinates of the Laplace approximation (dense)")
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)

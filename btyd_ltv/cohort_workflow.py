@@ -23,6 +23,7 @@ from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions, params_table
 
 MASS_MATRICES = ("diag", "blocks")
+WARM_STARTS = ("none", "diag", "dense")
 
 __all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "curve_forecaster", "write_curve_fit",
            "select_observed_age"]
@@ -41,7 +42,7 @@ class CurveOptions:
     cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
     precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
     mass: str = "diag"  # NUTS mass matrix: diag, or blocks (dense on cc.mass_blocks, diagonal elsewhere)
-    warm_start: bool = False  # NUTS from inference.find_warm_start, in curvature-scaled coordinates
+    warm_start: str = "none"  # none, or NUTS from inference.find_warm_start: diag (curvature-scaled) or dense (Laplace)
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -149,12 +150,14 @@ def fit_curves(
     data, index = _make_data(clean, columns, settings)
     if settings.mass not in MASS_MATRICES:
         raise DataValidationError(f"mass must be one of {', '.join(MASS_MATRICES)}, got {settings.mass!r}")
+    if settings.warm_start not in WARM_STARTS:
+        raise DataValidationError(f"warm_start must be one of {', '.join(WARM_STARTS)}, got {settings.warm_start!r}")
     o = settings.options
     idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
                 target_accept_prob=o.target_accept_prob,
                 dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False,
-                warm_start=settings.warm_start)
+                warm_start=False if settings.warm_start == "none" else settings.warm_start)
     idata.attrs["cohort_curve"] = json.dumps({
         "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
                                                                        "active_users", "payers", "cost")}

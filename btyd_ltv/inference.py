@@ -37,6 +37,7 @@ __all__ = ["fit", "find_warm_start", "WarmStart", "param_names", "Diagnostics", 
 RHAT_MAX = 1.01
 _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "adapt_state.step_size")
 ESS_MIN = 400
+WARM_STARTS = (False, True, "diag", "dense")
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
@@ -132,7 +133,7 @@ def fit(
     progress_bar: bool | None = None,
     warn: bool = True,
     coords: dict | None = None,
-    warm_start: bool = False,
+    warm_start: bool | str = False,
 ) -> az.InferenceData:
     """Fit a model family to its data and return an :class:`arviz.InferenceData`.
 
@@ -153,10 +154,14 @@ def fit(
     progress_bar : default: on when stderr is a terminal.
     warn : emit :class:`~btyd_ltv.errors.SamplingWarning` for failed diagnostics.
     coords : coordinate values for the family's named posterior dimensions (e.g. ``{"feature": [...]}``).
-    warm_start : NUTS only: start every chain from the result of :func:`find_warm_start` (a partial posterior mode)
-        with its curvature as the initial diagonal of the inverse mass matrix, instead of the family's starting
-        point and the identity. For families whose sites have no interaction between their own elements (e.g.
-        :mod:`btyd_ltv.models.cohort_curve`, where every element of a site belongs to a different group).
+    warm_start : NUTS only, one of :data:`WARM_STARTS`. ``True`` or ``"diag"``: start every chain from the result
+        of :func:`find_warm_start` (a partial posterior mode) and sample in coordinates scaled by the diagonal of
+        the Hessian there, instead of the family's starting point and the identity; for families whose sites
+        have no interaction between their own elements (e.g. :mod:`btyd_ltv.models.cohort_curve`, where every
+        element of a site belongs to a different group). ``"dense"``: sample in the coordinates that whiten the
+        Laplace approximation ``N(z*, H^-1)`` at that point (full Hessian over the sites not held; its cost is
+        one gradient per coordinate), with a diagonal mass matrix adapted in them. The attribute
+        ``idata.attrs["warm_start"]`` records ``"none"``, ``"diag"`` or ``"dense"``.
     """
     module = _resolve(family)
     model = module.model
@@ -175,9 +180,12 @@ def fit(
             progress_bar = sys.stderr.isatty()
         chain_method = chain_method or default_chain_method(num_chains)
         init = _init_strategy(module, data, priors)
+        if warm_start not in WARM_STARTS:
+            raise ValueError(f"warm_start must be one of {WARM_STARTS}, got {warm_start!r}")
         if warm_start:
             fixed = module.warm_start_fixed(data) if hasattr(module, "warm_start_fixed") else ()
-            start = find_warm_start(model, model_kwargs, jax.random.fold_in(key, 2), init, fixed)
+            start = find_warm_start(model, model_kwargs, jax.random.fold_in(key, 2), init, fixed,
+                                    dense=warm_start == "dense")
             samples, extra = _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
                                          num_chains, num_warmup, num_samples, chain_method, progress_bar)
         else:
@@ -189,7 +197,7 @@ def fit(
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
         idata = _to_idata(samples, extra, dims, all_coords)
         idata.attrs["chain_method"] = chain_method
-        idata.attrs["warm_start"] = int(bool(warm_start))
+        idata.attrs["warm_start"] = {False: "none", True: "diag"}.get(warm_start, warm_start)
         if warm_start:
             idata.attrs["warm_start_iterations"] = start.iterations
     else:
@@ -217,21 +225,22 @@ def fit(
 
 def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob, num_chains, num_warmup,
                 num_samples, chain_method, progress_bar) -> tuple[dict, dict]:
-    """NUTS in the coordinates ``u = (z - z*) / sigma`` of a :class:`WarmStart` (``sigma = h^-1/2``), mapped back
-    to the model's sites. The map is affine with fixed coefficients, so the posterior is unchanged; it puts
-    every coordinate on unit scale, where NumPyro's (Stan's) mass-matrix regularisation, which adds
+    """NUTS in the coordinates ``u`` of a :class:`WarmStart` (:meth:`WarmStart.affine_map`), mapped back to the
+    model's sites. The map is affine with fixed coefficients, so the posterior is unchanged; it puts every
+    coordinate on unit scale, where NumPyro's (Stan's) mass-matrix regularisation, which adds
     ``1e-3 * 5 / (n + 5)`` to each estimated variance, is negligible: without it parameters pinned to sd ~1e-3
-    get variances inflated 5-50x and the step size collapses."""
-    z_star = start.z
-    scale = {k: jnp.asarray(v) for k, v in start.scales().items()}
-    to_z = lambda u: {k: z_star[k] + scale[k] * u[k] for k in z_star}  # noqa: E731
+    get variances inflated 5-50x and the step size collapses. With a dense Hessian the map also removes the
+    posterior correlations of the Laplace approximation, and NUTS adapts a diagonal mass matrix in ``u``."""
+    to_z, u0_single = start.affine_map()
     potential = start.potential_fn
+    if start.hessian is not None:
+        dense_mass = False  # the Laplace covariance already decorrelates u; site blocks do not apply to u
     kernel = NUTS(potential_fn=lambda u: potential(to_z(u)), target_accept_prob=target_accept_prob,
                   dense_mass=list(dense_mass) if isinstance(dense_mass, (list, tuple)) else dense_mass)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
     u0 = {k: jnp.zeros((num_chains,) + jnp.shape(v)) if num_chains > 1 else jnp.zeros_like(v)
-          for k, v in z_star.items()}
+          for k, v in u0_single.items()}
     mcmc.run(key, init_params=u0, extra_fields=_EXTRA_FIELDS)
     u = mcmc.get_samples(group_by_chain=True)
     constrain = jax.jit(jax.vmap(
@@ -241,28 +250,91 @@ def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
     return samples, mcmc.get_extra_fields(group_by_chain=True)
 
 
+_DENSE = "_laplace_u"  # the one site of the decorrelated coordinates in a dense warm start
+
+
 @dataclass
 class WarmStart:
-    """A starting point ``z`` (unconstrained, per site) and the diagonal ``h`` of the potential's Hessian there."""
+    """A starting point ``z`` (unconstrained, per site) and the diagonal ``h`` of the potential's Hessian there;
+    with ``dense=True`` also the full Hessian ``H`` over the sites that were not held (``dense_sites``, flattened
+    in sorted order)."""
 
     z: dict
     hessian_diagonal: dict
     iterations: int
     potential: float
     potential_fn: Any = None
+    hessian: np.ndarray | None = None
+    dense_sites: tuple = ()
 
     def scales(self) -> dict:
         """``h^-1/2`` per element (1 where ``h <= 0``), clipped to ``[1e-6, 10]``."""
         return {k: np.where(h > 0, 1.0 / np.sqrt(np.where(h > 0, h, 1.0)), 1.0).clip(1e-6, 10.0)
                 for k, h in self.hessian_diagonal.items()}
 
+    def affine_map(self):
+        """``(to_z, u0)``: the map from sampler coordinates ``u`` to the model's unconstrained sites, and ``u`` at
+        the start (zeros). Diagonal: ``z = z* + h^-1/2 u`` per site. Dense: the sites in ``dense_sites`` move
+        together as ``z = z* + A u`` with ``A A^T = H^-1`` (:func:`_whitening`), so ``u`` has identity covariance
+        under the Laplace approximation; the other sites stay diagonal."""
+        z_star = self.z
+        scale = {k: jnp.asarray(v) for k, v in self.scales().items()}
+        diag_sites = [k for k in z_star if k not in self.dense_sites]
+        u0 = {k: jnp.zeros_like(z_star[k]) for k in diag_sites}
+        if self.hessian is None:
+            return (lambda u: {k: z_star[k] + scale[k] * u[k] for k in z_star}), u0
+        flat_star, unravel = jax.flatten_util.ravel_pytree({k: z_star[k] for k in self.dense_sites})
+        matvec = _matvec(_whitening(self.hessian))
+
+        def to_z(u):
+            out = {k: z_star[k] + scale[k] * u[k] for k in diag_sites}
+            out.update(unravel(flat_star + matvec(u[_DENSE])))
+            return out
+
+        u0[_DENSE] = jnp.zeros_like(flat_star)
+        return to_z, u0
+
+
+def _whitening(hessian: np.ndarray) -> np.ndarray:
+    """A matrix ``A`` with ``A A^T = H^-1``. Positive definite ``H``: ``A = P^T L^-T`` from the Cholesky factor of
+    ``H`` with its coordinates ordered by their number of non-zero Hessian entries (the elimination order of a
+    hierarchical model: cohorts, then their groups, then what every cell shares), which keeps ``A`` as sparse as
+    the model's tree; otherwise ``A = Q |Lambda|^-1/2`` from ``H = Q Lambda Q^T`` (eigenvalues floored at
+    ``1e-12`` of the largest, scales clipped to ``[1e-6, 10]``)."""
+    import scipy.linalg
+
+    h = 0.5 * (hessian + hessian.T)
+    order = np.argsort((h != 0).sum(axis=1), kind="stable")
+    try:
+        chol = np.linalg.cholesky(h[np.ix_(order, order)])
+    except np.linalg.LinAlgError:
+        w, q = np.linalg.eigh(h)
+        w = np.maximum(np.abs(w), 1e-12 * np.abs(w).max())
+        return q * (1.0 / np.sqrt(w)).clip(1e-6, 10.0)
+    a = np.empty_like(h)
+    a[order] = scipy.linalg.solve_triangular(chol, np.eye(h.shape[0]), lower=True).T
+    return a
+
+
+def _matvec(a: np.ndarray):
+    """``u -> A u`` as a JAX function: a gather and a segment sum over the non-zeros of ``A`` when fewer than a
+    tenth of its entries are non-zero, a dense product otherwise."""
+    rows, cols = np.nonzero(a)
+    if rows.size > 0.1 * a.size:
+        dense = jnp.asarray(a)
+        return lambda u: dense @ u
+    vals, rows, cols, n = jnp.asarray(a[rows, cols]), jnp.asarray(rows), jnp.asarray(cols), a.shape[0]
+    return lambda u: jax.ops.segment_sum(vals * u[cols], rows, num_segments=n, indices_are_sorted=True)
+
 
 def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: tuple[str, ...] = (),
-                    max_iter: int = 300) -> WarmStart:
+                    max_iter: int = 300, dense: bool = False, chunk: int = 32) -> WarmStart:
     """Starting point and mass-matrix scales for NUTS: the mode of the potential (negative log density in the
     unconstrained space) over every site but ``fixed``, by L-BFGS from the family's starting point (at most
     ``max_iter`` iterations: it only has to reach the bulk), and there the diagonal of the Hessian, one
-    Hessian-vector product per site by central differences of the gradient.
+    Hessian-vector product per site by central differences of the gradient. With ``dense=True`` also the full
+    Hessian over the sites not held, by forward-over-reverse Hessian-vector products, ``chunk`` unit vectors at
+    a time (one gradient's cost each: 2,000 coordinates of a 365k-cell cohort-curve model take about a minute).
 
     One probe per site gives the exact diagonal when a site's elements do not interact with each other (the
     cross terms of one site are zero), as in hierarchical models whose elements belong to different groups.
@@ -296,8 +368,18 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
         up = grad(jax.tree.map(jnp.add, z, shift))[k]
         down = grad(jax.tree.map(jnp.subtract, z, shift))[k]
         hess[k] = np.asarray((up - down) / (2.0 * eps), dtype=np.float64)
+    dense_h, dense_sites = None, ()
+    if dense:
+        dense_sites = tuple(sorted(k for k in z if k not in fixed))
+        flat, unravel_d = jax.flatten_util.ravel_pytree({k: z[k] for k in dense_sites})
+        held_now = {k: z[k] for k in z if k in fixed}
+        g = jax.grad(lambda u: potential({**held_now, **unravel_d(u)}))
+        hvp = jax.jit(jax.vmap(lambda v: jax.jvp(g, (flat,), (v,))[1]))
+        eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
+        rows = [np.asarray(hvp(eye[i:i + chunk])) for i in range(0, flat.shape[0], chunk)]
+        dense_h = np.concatenate(rows).astype(np.float64)
     return WarmStart(z=z, hessian_diagonal=hess, iterations=int(res.nit), potential=float(res.fun),
-                     potential_fn=potential)
+                     potential_fn=potential, hessian=dense_h, dense_sites=dense_sites)
 
 
 def _init_strategy(module: ModuleType, data: Any, priors: Any):

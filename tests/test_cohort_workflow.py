@@ -142,7 +142,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     out = tmp_path / "run"
     res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
                "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out,
-               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start")
+               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start", "diag")
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
     import json
@@ -151,7 +151,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
 
     meta = json.loads(read_posterior(out / "posterior.nc").attrs["cohort_curve"])
     assert (meta["likelihood"], meta["precision"], meta["mass"], meta["warm_start"]) == ("normal", "float32", "blocks",
-                                                                                         True)
+                                                                                         "diag")
     coh = pd.read_csv(out / "cohorts.csv")
     assert coh["observed_age"].min() == 3 and "ltv_d45_mean" in coh.columns
     bad = table.copy()
@@ -164,7 +164,8 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     res = _run("curves", "fit", path, "--cohort-effects", "log_ret,bogus", "--out", tmp_path / "bad", "-q")
     assert res.exit_code == 2 and "'bogus' is not a parameter" in res.output and "Traceback" not in res.output
     for option, value, message in (("--precision", "half", "precision must be one of float64, float32"),
-                                   ("--mass", "dense", "mass must be one of diag, blocks")):
+                                   ("--mass", "dense", "mass must be one of diag, blocks"),
+                                   ("--warm-start", "yes", "warm_start must be one of none, diag, dense")):
         res = _run("curves", "fit", path, option, value, "--out", tmp_path / "bad", "-q")
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "bad").exists()

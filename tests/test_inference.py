@@ -253,17 +253,106 @@ def test_find_warm_start_holds_fixed_sites():
     np.testing.assert_allclose(np.asarray(start.z["x"]), [1.0, 2.0, 3.0], atol=1e-5)
 
 
+def _correlated_normal(cov):
+    import numpyro
+    import numpyro.distributions as dist
+
+    numpyro.sample("x", dist.MultivariateNormal(np.array([1.0, -2.0, 0.5]), covariance_matrix=cov))
+    numpyro.sample("y", dist.LogNormal(0.0, 0.5))
+
+
+def test_dense_warm_start_whitens_a_correlated_normal():
+    """A normal with correlations up to 0.99 and scales 1e-3..1: the dense Hessian is the precision matrix, and
+    the affine map takes u ~ N(0, I) to z ~ N(mode, covariance): its matrix A has A A^T equal to the covariance
+    (for the held site, the diagonal scale)."""
+    import jax
+
+    from btyd_ltv.inference import find_warm_start
+
+    sd = np.array([1e-3, 0.1, 1.0])
+    corr = np.array([[1.0, 0.99, -0.5], [0.99, 1.0, -0.4], [-0.5, -0.4, 1.0]])
+    cov = corr * np.outer(sd, sd)
+    start = find_warm_start(_correlated_normal, {"cov": cov}, jax.random.PRNGKey(0), dense=True, max_iter=2000)
+    assert start.dense_sites == ("x", "y")
+    np.testing.assert_allclose(np.asarray(start.z["x"]), [1.0, -2.0, 0.5], atol=1e-6)
+    precision = np.linalg.inv(cov)
+    np.testing.assert_allclose(start.hessian[:3, :3], precision, rtol=1e-6, atol=1e-6 * np.abs(precision).max())
+    np.testing.assert_allclose(start.hessian[3, 3], 4.0, rtol=1e-6)
+    to_z, u0 = start.affine_map()
+    base = to_z(u0)
+    cols = []
+    for i in range(4):
+        u = {k: v.at[i].set(1.0) for k, v in u0.items()}
+        z = to_z(u)
+        cols.append(np.concatenate([np.asarray(z["x"] - base["x"]), [float(z["y"] - base["y"])]]))
+    a = np.stack(cols, axis=1)
+    np.testing.assert_allclose((a @ a.T)[:3, :3], cov, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose((a @ a.T)[3, 3], 0.25, rtol=1e-6)
+
+
+def _tree_precision(groups=6, per_group=40, seed=0):
+    """The precision matrix of a two-level normal hierarchy: one global mean, ``groups`` group means and
+    ``per_group`` leaves under each, with a shared noise term touching every leaf (the arrow shape of the
+    cohort-curve Hessian)."""
+    rng = np.random.default_rng(seed)
+    n = 2 + groups + groups * per_group
+    h = np.zeros((n, n))
+    glob, noise = 0, 1
+    h[glob, glob] = h[noise, noise] = 1.0
+    for g in range(groups):
+        gi = 2 + g
+        w = rng.uniform(0.5, 4.0)
+        h[np.ix_([glob, gi], [glob, gi])] += w * np.array([[1.0, -1.0], [-1.0, 1.0]])
+        h[gi, gi] += 0.1
+        for j in range(per_group):
+            li = 2 + groups + g * per_group + j
+            v, c = rng.uniform(1.0, 50.0), rng.uniform(-0.5, 0.5)
+            h[np.ix_([gi, li], [gi, li])] += v * np.array([[1.0, -1.0], [-1.0, 1.0]])
+            h[li, li] += 1.0
+            h[li, noise] = h[noise, li] = c
+            h[noise, noise] += abs(c) * 2
+    return h
+
+
+def test_whitening_inverts_the_hessian_and_keeps_a_tree_sparse():
+    """``A A^T = H^-1`` (checked against numpy's inverse) with ``A`` as sparse as the hierarchy: a leaf's row holds
+    itself and its ancestors in the elimination tree (its group, the groups eliminated after it, the noise term),
+    so at most groups + 2 non-zeros per row instead of n."""
+    from btyd_ltv.inference import _matvec, _whitening
+
+    h = _tree_precision()
+    a = _whitening(h)
+    np.testing.assert_allclose(a @ a.T, np.linalg.inv(h), rtol=1e-8, atol=1e-12)
+    assert (np.count_nonzero(a, axis=1) <= 6 + 2).all()
+    u = np.random.default_rng(1).normal(size=h.shape[0])
+    np.testing.assert_allclose(np.asarray(_matvec(a)(u)), a @ u, rtol=1e-12, atol=1e-12)
+    indefinite = np.diag([4.0, -1.0, 0.25])
+    b = _whitening(indefinite)
+    np.testing.assert_allclose(b @ b.T, np.diag([0.25, 1.0, 4.0]), rtol=1e-12)
+
+
+def test_fit_rejects_an_unknown_warm_start(small_bgnbd_data):
+    with pytest.raises(ValueError, match="warm_start must be one of"):
+        fit(bgnbd, small_bgnbd_data, warm_start="laplace", **SMALL)
+
+
+@pytest.fixture(scope="module", params=[True, "dense"])
+def warm0(request, small_bgnbd_data):
+    return fit(bgnbd, small_bgnbd_data, seed=0, warm_start=request.param, **{**SMALL, "num_samples": 300})
+
+
 @pytest.fixture(scope="module")
-def warm0(small_bgnbd_data):
-    return fit(bgnbd, small_bgnbd_data, seed=0, warm_start=True, **{**SMALL, "num_samples": 300})
+def cold1(small_bgnbd_data):
+    return fit(bgnbd, small_bgnbd_data, seed=1, **{**SMALL, "num_samples": 300})
 
 
 def test_warm_start_fit_is_reproducible_and_its_lp_is_the_log_density(small_bgnbd_data, warm0):
-    """The scaled coordinates map back exactly: lp is the model's log density (with the Jacobian of the
+    """Diagonal and dense warm starts: the scaled coordinates map back exactly: lp is the model's log density (with the Jacobian of the
     unconstraining transforms) at the returned draws, and the same seed gives the same draws."""
     from numpyro.infer.util import log_density
 
-    again = fit(bgnbd, small_bgnbd_data, seed=0, warm_start=True, **{**SMALL, "num_samples": 300})
+    mode = {"diag": True}.get(warm0.attrs["warm_start"], warm0.attrs["warm_start"])
+    again = fit(bgnbd, small_bgnbd_data, seed=0, warm_start=mode, **{**SMALL, "num_samples": 300})
     for k in warm0.posterior.data_vars:
         np.testing.assert_array_equal(again.posterior[k].values, warm0.posterior[k].values)
     post, lp = warm0.posterior, warm0.sample_stats["lp"].values[0]
@@ -275,10 +364,10 @@ def test_warm_start_fit_is_reproducible_and_its_lp_is_the_log_density(small_bgnb
         np.testing.assert_allclose(float(ld) + jac, lp[i], atol=1e-6)
 
 
-def test_warm_start_fit_agrees_with_the_default_fit(small_bgnbd_data, warm0):
+def test_warm_start_fit_agrees_with_the_default_fit(warm0, cold1):
     """Same posterior, different starting point and coordinates: the means agree within 5 Monte Carlo standard
     errors of their difference."""
-    cold = fit(bgnbd, small_bgnbd_data, seed=1, **{**SMALL, "num_samples": 300})
+    cold = cold1
     for k in ("r", "alpha", "a", "b"):
         mw, mc = (az.summary(f, var_names=[k], kind="stats", round_to="none") for f in (warm0, cold))
         se = np.hypot(*(float(az.mcse(f, var_names=[k])[k]) for f in (warm0, cold)))

@@ -62,8 +62,9 @@ _EFFECTS_HELP = ("Parameters with a cohort-level effect: 'all', or a comma list 
                  "the retention level and log_level.")
 _MASS_HELP = ("NUTS mass matrix: diag, or blocks (dense on the portfolio means with the noise terms and on each "
               "group level's churn x polarisation pair; fewer leapfrog steps on large portfolios).")
-_WARM_HELP = ("Start NUTS from a partial posterior mode (L-BFGS, between-group sds held) and sample in coordinates "
-              "scaled by the curvature there: a shorter, cheaper warmup on big portfolios.")
+_WARM_HELP = ("none, or start NUTS from a partial posterior mode (L-BFGS, between-group sds held) and sample in "
+              "coordinates scaled by the curvature there: diag (the Hessian's diagonal) or dense (the full Hessian: "
+              "decorrelated coordinates, fewer leapfrog steps per draw on big portfolios).")
 _PRECISION_HELP = ("Cell arithmetic of the normal x log-normal likelihood (--likelihood normal with active users): "
                    "float64, or float32 with double-precision sums (about twice as fast on big portfolios).")
 
@@ -102,7 +103,7 @@ def fit_command(
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
-    warm_start: bool = typer.Option(False, "--warm-start", help=_WARM_HELP),
+    warm_start: str = typer.Option("none", "--warm-start", help=_WARM_HELP),
     cohort_col: str = typer.Option("cohort", "--cohort-col", help=_COLUMN_HELP),
     age_col: str = typer.Option("age", "--age-col"),
     installs_col: str = typer.Option("installs", "--installs-col"),
@@ -270,7 +271,7 @@ def backtest_command(
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
-    warm_start: bool = typer.Option(False, "--warm-start", help=_WARM_HELP),
+    warm_start: str = typer.Option("none", "--warm-start", help=_WARM_HELP),
     no_model: bool = typer.Option(False, "--no-model", help="Baselines only."),
     chains: int = typer.Option(2, "--chains", min=1),
     draws: int = typer.Option(300, "--draws", min=1),

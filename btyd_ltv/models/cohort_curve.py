@@ -37,7 +37,8 @@ so the curve shape (polarisation, Weibull ``c``, tenure slope ``rho``) and in pa
 cohort come from the mature cohorts of its campaign and app. Each element is parameterised centred when data
 pin it down (every group, which pools many cohorts; a cohort's retention level once it has
 ``centered_min_actives`` active-user observations, its revenue level once it has ``centered_min_ages`` cells with
-revenue) and non-centred otherwise (Papaspiliopoulos, Roberts & Skoeld 2007, Statistical Science 22(1)): a well observed
+revenue, its curve shape and tenure slope only with that and ``centered_min_shape_ages`` observed ages) and
+non-centred otherwise (Papaspiliopoulos, Roberts & Skoeld 2007, Statistical Science 22(1)): a well observed
 cohort of 100k installs has a posterior sd far below its prior sd, where the non-centred form is the funnel.
 At its finest level a centred ``log_kappa`` is sampled as ``log a = log m + log kappa`` (the exponent of the
 survival curve's power-law tail, which long curves pin to about 1e-3) instead of ``log kappa``, whose posterior
@@ -180,6 +181,7 @@ def make_data(
     cohort_effects: Sequence[str] | str | None = None,
     centered_min_ages: int = 14,
     centered_min_actives: int = 2000,
+    centered_min_shape_ages: int = 60,
     max_age: int | None = None,
     precision: str = "float64",
 ) -> tuple[CohortCurveData, dict]:
@@ -188,7 +190,9 @@ def make_data(
     Grouping columns are nested in the order given (``("app", "campaign")``: a campaign is the (app, campaign)
     pair). ``cohort_effects``: parameters with a cohort level (``"all"``, a list, or ``None`` for the default:
     the retention level and ``log_level``). Returns the data and an index with the cohort ids and the group
-    labels of every level. ``precision="float32"`` evaluates the cells of the normal x log-normal likelihood in
+    labels of every level. ``centered_min_actives``, ``centered_min_ages`` and ``centered_min_shape_ages``
+    choose which cohort elements are centred (module docstring; the model is the same either way).
+    ``precision="float32"`` evaluates the cells of the normal x log-normal likelihood in
     single precision with double-precision sums (:mod:`btyd_ltv.models._fused_cells`; about twice as fast).
     """
     if precision not in PRECISIONS:
@@ -256,10 +260,19 @@ def make_data(
     later = observed & (np.arange(T)[None, :] >= 1)
     n_actives = (active * later).sum(axis=1) if has_active else np.zeros(C)
     n_revenue = (observed & (revenue > 0)).sum(axis=1)
-    cohort_centered = np.array([
-        (n_actives >= centered_min_actives) if (p != "log_level" and has_active) else (n_revenue >= centered_min_ages)
-        for p in cohort_effects
-    ], dtype=bool).reshape(len(cohort_effects), C)
+    # A curve's shape (churn when the level is log_ret, polarisation, Weibull c) and its revenue tenure slope rho
+    # need a long history on top: a 16-day cohort of 100k installs pins its level, not its day-365 shape, and a
+    # centred shape with a small between-cohort sd is the funnel (R-hat 1.5 on rho_sd_cohort in the calibration
+    # fit before this rule).
+    level_param = "log_ret" if "log_ret" in names else "logit_churn"
+    n_ages = observed.sum(axis=1)
+
+    def _cohort_rule(p: str) -> np.ndarray:
+        pinned = (n_actives >= centered_min_actives if has_active and p not in ("log_level", "rho")
+                  else n_revenue >= centered_min_ages)
+        return pinned if p in ("log_level", level_param) else pinned & (n_ages >= centered_min_shape_ages)
+
+    cohort_centered = np.array([_cohort_rule(p) for p in cohort_effects], dtype=bool).reshape(len(cohort_effects), C)
     centered = [np.ones(n, dtype=bool) for n in sizes] + [cohort_centered]
 
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -252,6 +252,29 @@ def test_make_data_arrays_and_hierarchy():
     assert data.ref_age >= 1 and np.isfinite(data.log_arpdau_center)
 
 
+def test_cohort_shapes_are_centred_only_with_a_long_history():
+    """With every curve parameter at the cohort level, the retention level and the revenue level follow their
+    data rules, while churn, polarisation and the tenure slope rho are centred only in cohorts with at least
+    ``centered_min_shape_ages`` observed ages as well (a short cohort cannot pin its day-365 shape)."""
+    table, _ = _small_table()
+    kw = dict(group_cols=("app", "campaign"), cohort_effects="all", centered_min_ages=3, centered_min_actives=5000)
+    data, _ = cc.make_data(table, centered_min_shape_ages=5, **kw)
+    eff = list(data.cohort_effects)
+    assert eff == ["log_ret", "logit_churn", "log_kappa", "log_level", "rho"]
+    n_act = (data.active[:, 1:] * data.observed[:, 1:]).sum(axis=1)
+    n_rev = (data.observed & (data.revenue > 0)).sum(axis=1)
+    long = data.observed.sum(axis=1) >= 5
+    assert 0 < long.sum() < len(long)
+    cen = data.centered[-1]
+    assert cen[eff.index("log_ret")].tolist() == (n_act >= 5000).tolist()
+    assert cen[eff.index("log_level")].tolist() == (n_rev >= 3).tolist()
+    for p in ("logit_churn", "log_kappa"):
+        assert cen[eff.index(p)].tolist() == ((n_act >= 5000) & long).tolist()
+    assert cen[eff.index("rho")].tolist() == ((n_rev >= 3) & long).tolist()
+    short, _ = cc.make_data(table, **kw)  # default 60 ages: no 6-day cohort has a centred shape
+    assert not short.centered[-1][[eff.index(p) for p in ("logit_churn", "log_kappa", "rho")]].any()
+
+
 def test_redundant_level_is_dropped_and_bad_options_raise():
     table, _ = _small_table()
     one = table[table["campaign"].str.endswith("camp1")]
@@ -377,7 +400,7 @@ def test_log_kappa_sampled_as_log_a_keeps_the_normal_prior_on_log_kappa(effects)
     from scipy.stats import norm
 
     table, _ = _small_table()
-    data, _ = cc.make_data(table, group_cols=("app", "campaign"), cohort_effects=effects)
+    data, _ = cc.make_data(table, group_cols=("app", "campaign"), cohort_effects=effects, centered_min_shape_ages=3)
     suffix = cc._levels(data, "log_kappa")[-1][0]
     rng = np.random.default_rng(3)
     init = cc.init_values(data)
