@@ -17,13 +17,12 @@ import pandas as pd
 from btyd_ltv.curves import cohort_table, curve_table, group_curves, group_totals
 from btyd_ltv.data.cohorts import CohortColumns, validate_cohort_table
 from btyd_ltv.errors import DataValidationError
-from btyd_ltv.inference import Diagnostics, diagnose, fit
+from btyd_ltv.inference import WARM_STARTS, Diagnostics, diagnose, fit
 from btyd_ltv.io import write_csv, write_netcdf
 from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions, params_table
 
 MASS_MATRICES = ("diag", "blocks")
-WARM_STARTS = ("none", "diag", "dense")
 
 __all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "curve_forecaster", "write_curve_fit",
            "select_observed_age"]
@@ -157,7 +156,7 @@ def fit_curves(
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
                 target_accept_prob=o.target_accept_prob,
                 dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False,
-                warm_start=False if settings.warm_start == "none" else settings.warm_start)
+                warm_start=settings.warm_start)
     idata.attrs["cohort_curve"] = json.dumps({
         "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
                                                                        "active_users", "payers", "cost")}

@@ -37,7 +37,7 @@ __all__ = ["fit", "find_warm_start", "WarmStart", "param_names", "Diagnostics", 
 RHAT_MAX = 1.01
 _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "adapt_state.step_size")
 ESS_MIN = 400
-WARM_STARTS = (False, True, "diag", "dense")
+WARM_STARTS = ("none", "diag", "dense")  # fit(warm_start=...); False and True mean "none" and "diag"
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
@@ -154,9 +154,9 @@ def fit(
     progress_bar : default: on when stderr is a terminal.
     warn : emit :class:`~btyd_ltv.errors.SamplingWarning` for failed diagnostics.
     coords : coordinate values for the family's named posterior dimensions (e.g. ``{"feature": [...]}``).
-    warm_start : NUTS only, one of :data:`WARM_STARTS`. ``True`` or ``"diag"``: start every chain from the result
-        of :func:`find_warm_start` (a partial posterior mode) and sample in coordinates scaled by the diagonal of
-        the Hessian there, instead of the family's starting point and the identity; for families whose sites
+    warm_start : NUTS only, one of :data:`WARM_STARTS` (``False`` is ``"none"``, ``True`` is ``"diag"``).
+        ``"diag"``: start every chain from the result of :func:`find_warm_start` (a partial posterior mode) and
+        sample in coordinates scaled by the diagonal of the Hessian there, instead of the family's starting point and the identity; for families whose sites
         have no interaction between their own elements (e.g. :mod:`btyd_ltv.models.cohort_curve`, where every
         element of a site belongs to a different group). ``"dense"``: sample in the coordinates that whiten the
         Laplace approximation ``N(z*, H^-1)`` at that point (full Hessian over the sites not held; its cost is
@@ -180,9 +180,11 @@ def fit(
             progress_bar = sys.stderr.isatty()
         chain_method = chain_method or default_chain_method(num_chains)
         init = _init_strategy(module, data, priors)
+        if isinstance(warm_start, bool):
+            warm_start = "diag" if warm_start else "none"
         if warm_start not in WARM_STARTS:
-            raise ValueError(f"warm_start must be one of {WARM_STARTS}, got {warm_start!r}")
-        if warm_start:
+            raise ValueError(f"warm_start must be one of {WARM_STARTS} (or a bool), got {warm_start!r}")
+        if warm_start != "none":
             fixed = module.warm_start_fixed(data) if hasattr(module, "warm_start_fixed") else ()
             start = find_warm_start(model, model_kwargs, jax.random.fold_in(key, 2), init, fixed,
                                     dense=warm_start == "dense")
@@ -197,8 +199,8 @@ def fit(
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
         idata = _to_idata(samples, extra, dims, all_coords)
         idata.attrs["chain_method"] = chain_method
-        idata.attrs["warm_start"] = {False: "none", True: "diag"}.get(warm_start, warm_start)
-        if warm_start:
+        idata.attrs["warm_start"] = warm_start
+        if warm_start != "none":
             idata.attrs["warm_start_iterations"] = start.iterations
     else:
         raise ValueError(f"method must be 'nuts' or 'map', got {method!r}")

@@ -205,8 +205,8 @@ def make_data(
         raise DataValidationError(f"revenue likelihood must be one of {', '.join(REVENUE_LIKELIHOODS)}, got "
                                   f"{revenue_likelihood!r}")
     names = _param_list(retention)
+    level_param = "log_ret" if "log_ret" in names else "logit_churn"  # the retention level
     if cohort_effects is None:
-        level_param = "log_ret" if "log_ret" in names else "logit_churn"
         cohort_effects = (level_param, "log_level")
     elif isinstance(cohort_effects, str):
         cohort_effects = names if cohort_effects == "all" else (cohort_effects,)
@@ -264,13 +264,11 @@ def make_data(
     # need a long history on top: a 16-day cohort of 100k installs pins its level, not its day-365 shape, and a
     # centred shape with a small between-cohort sd is the funnel (R-hat 1.5 on rho_sd_cohort in the calibration
     # fit before this rule).
-    level_param = "log_ret" if "log_ret" in names else "logit_churn"
-    n_ages = observed.sum(axis=1)
 
     def _cohort_rule(p: str) -> np.ndarray:
         pinned = (n_actives >= centered_min_actives if has_active and p not in ("log_level", "rho")
                   else n_revenue >= centered_min_ages)
-        return pinned if p in ("log_level", level_param) else pinned & (n_ages >= centered_min_shape_ages)
+        return pinned if p in ("log_level", level_param) else pinned & (n_observed >= centered_min_shape_ages)
 
     cohort_centered = np.array([_cohort_rule(p) for p in cohort_effects], dtype=bool).reshape(len(cohort_effects), C)
     centered = [np.ones(n, dtype=bool) for n in sizes] + [cohort_centered]
