@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--warm-start", nargs="?", const="diag", default=False, choices=["diag", "dense"],
                     help="start NUTS from inference.find_warm_start, in curvature-scaled coordinates (diag) or in "
                          "the decorrelated coordinates of the Laplace approximation (dense)")
+    ap.add_argument("--relative-parents", action="store_true",
+                    help="sample group elements relative to their parent, not anchored on their children")
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
@@ -67,13 +69,15 @@ def main() -> None:
                                   observation_end_day=args.days - 1 + args.ages - 1, retention="bgbb",
                                   seed=args.seed)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention=args.retention,
-                           likelihood=args.likelihood, precision=args.precision)
+                           likelihood=args.likelihood, precision=args.precision,
+                           anchored=not args.relative_parents)
     C, T = data.observed.shape
     cells = int(data.observed.sum())
     print(f"{C} cohorts x {T} ages = {cells:,} observed cells; simulated in {time.perf_counter() - t0:.1f} s; "
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
-          f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}")
+          f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, "
+          f"{'relative' if args.relative_parents else 'anchored'} parents")
 
     info = initialize_model(jax.random.PRNGKey(0), cc.model, model_kwargs={"data": data},
                             init_strategy=cc.init_strategy(data))

@@ -44,6 +44,10 @@ At its finest level a centred ``log_kappa`` is sampled as ``log a = log m + log 
 survival curve's power-law tail, which long curves pin to about 1e-3) instead of ``log kappa``, whose posterior
 correlation with ``logit_churn`` is about -0.99 there; the Jacobian is 1 and the prior stays normal on
 ``log_kappa``, so the model is unchanged and only the sampler's coordinates differ.
+Above the finest level, a group element (and the portfolio mean) with centred children is *anchored* on them:
+it is sampled as ``eta`` with ``theta_j = mean(children) + sd_child / sqrt(n_j) eta`` (its conditional given
+its children, so ``eta`` stays near a standard normal whatever the sds), the Jacobian added to the density
+(``anchored=False`` in :func:`make_data` samples it relative to its parent instead; same model).
 
 **Likelihood** on cohort x age cells (its cost grows with cells, never with users):
 
@@ -138,6 +142,7 @@ class CohortCurveData(NamedTuple):
     revenue_likelihood: str = "lognormal"  # positive part of a cell's revenue: log-normal, gamma or whale mixture
     ref_users: float = 1.0  # median active users of the cells with revenue: the reference size of the whale rate
     precision: str = "float64"  # cell arithmetic of the fused normal x log-normal pass (float64 or float32)
+    anchored: bool = True  # group elements and portfolio means sampled relative to their children (model)
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,7 @@ def make_data(
     centered_min_shape_ages: int = 60,
     max_age: int | None = None,
     precision: str = "float64",
+    anchored: bool = True,
 ) -> tuple[CohortCurveData, dict]:
     """Dense arrays from a validated long cohort table (:func:`btyd_ltv.data.cohorts.validate_cohort_table`).
 
@@ -194,6 +200,8 @@ def make_data(
     choose which cohort elements are centred (module docstring; the model is the same either way).
     ``precision="float32"`` evaluates the cells of the normal x log-normal likelihood in
     single precision with double-precision sums (:mod:`btyd_ltv.models._fused_cells`; about twice as fast).
+    ``anchored=False`` samples every group element and portfolio mean relative to its parent instead of its
+    children (:func:`model`; the same model in other coordinates).
     """
     if precision not in PRECISIONS:
         raise DataValidationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -294,7 +302,7 @@ def make_data(
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
         log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
-        ref_users=ref_users, precision=precision,
+        ref_users=ref_users, precision=precision, anchored=bool(anchored),
     )
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
@@ -599,12 +607,110 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
     return jnp.where(users > 0, lp, jnp.where(pos, -jnp.inf, 0.0))
 
 
+def _independent(data: CohortCurveData, name: str, lvl: int) -> np.ndarray:
+    """Elements of ``name`` at level ``lvl`` whose value does not depend on their parent: the centred ones
+    (sampled as their value) and, above the finest level, every element (centred or anchored)."""
+    if lvl < _levels(data, name)[-1][1] and name not in WHALE_PARAMS:
+        return np.ones(len(data.parent[lvl]), dtype=bool)
+    return _centered(data, name, lvl)
+
+
+def anchor_counts(data: CohortCurveData, name: str) -> dict:
+    """For every level of ``name`` above its finest (and ``"mu"`` for the portfolio mean), the number of
+    independent children (:func:`_independent`) of each element; an element with at least one is *anchored*
+    (:func:`model`). Empty for the whale parameters, which stay non-centred, and when ``data.anchored`` is off."""
+    levels = _levels(data, name)
+    if not data.anchored or not levels or name in WHALE_PARAMS:
+        return {}
+    first = levels[0][1]
+    out = {"mu": np.array([_independent(data, name, first).sum()])}
+    for (_, lvl), (_, child) in zip(levels[:-1], levels[1:]):
+        out[lvl] = np.bincount(np.asarray(data.parent[child])[_independent(data, name, child)],
+                               minlength=len(data.parent[lvl]))
+    return out
+
+
+def mu_site(data: CohortCurveData, name: str) -> str:
+    """The sample site of the portfolio mean of ``name``: ``{name}_mu`` itself, or ``{name}_mu_raw`` when it is
+    anchored on its first level (:func:`model`)."""
+    return f"{name}_mu_raw" if anchor_counts(data, name) else f"{name}_mu"
+
+
+def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, values: dict) -> None:
+    """One hierarchical parameter with its parents *anchored* on their children.
+
+    Every element that is not centred at the finest level is non-centred as in :func:`_mixed_level`. Above it,
+    an element ``j`` with ``n_j >= 1`` independent children ``v_i`` (centred, or themselves anchored) is
+    sampled as ``eta_j`` with ``theta_j = mean_i v_i + (sd_child / sqrt(n_j)) eta_j``, the portfolio mean
+    likewise on the first level. Evaluated bottom-up, this is a bijection with Jacobian ``prod_j sd_child /
+    sqrt(n_j)`` (added to the density), so the model is unchanged. Given its children a parent's conditional is
+    ``N(mean_i v_i, sd_child^2 / n_j)`` (times its own weaker prior), so ``eta_j`` is close to a standard normal
+    whatever the between-group sds: the centred hierarchy's funnel between a parent's location and the sd of
+    its children (Betancourt & Girolami 2015, "Hamiltonian Monte Carlo for hierarchical models") is gone while
+    the well-informed children stay centred.
+    """
+    loc, scale = _prior_loc_scale(name, data, pr)
+    levels = _levels(data, name)
+    counts = anchor_counts(data, name)
+    sds, raws = {}, {}
+    for suffix, lvl in levels:
+        sds[lvl] = numpyro.sample(f"{name}_sd_{suffix}", dist.HalfNormal(pr.group_sd))
+        raws[lvl] = numpyro.sample(f"{name}_{suffix}_raw",
+                                   dist.ImproperUniform(dist.constraints.real, (), (len(data.parent[lvl]),)))
+    mu_raw = numpyro.sample(f"{name}_mu_raw", dist.ImproperUniform(dist.constraints.real, (), ()))
+    log_jac = 0.0
+
+    def anchor(raw, child_vals, child_lvl, n, parent_idx):
+        nonlocal log_jac
+        has = jnp.asarray(n > 0)
+        mean = jax.ops.segment_sum(child_vals, jnp.asarray(parent_idx), len(n)) / np.maximum(n, 1)
+        step = sds[child_lvl] / np.sqrt(np.maximum(n, 1))
+        log_jac = log_jac + jnp.sum(jnp.where(has, jnp.log(step), 0.0))
+        return has, mean + step * raw
+
+    # bottom-up: the independent elements
+    indep_vals = {}
+    child = None
+    for suffix, lvl in reversed(levels):
+        indep = _independent(data, name, lvl)
+        offset = (-jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
+                  if _as_log_a(data, name, lvl) else 0.0)
+        value = raws[lvl] + offset
+        if child is not None:
+            c_lvl, c_vals, c_indep = child
+            idx = np.asarray(data.parent[c_lvl])[c_indep]
+            has, anchored = anchor(raws[lvl], c_vals[c_indep], c_lvl, counts[lvl], idx)
+            value = jnp.where(has, anchored, value)
+        indep_vals[lvl] = value
+        child = (lvl, value, indep)
+    first = levels[0][1]
+    n0 = counts["mu"]
+    has, anchored = anchor(mu_raw[None], child[1][child[2]], first, n0, np.zeros(int(n0[0]), dtype=np.int32))
+    mu = jnp.where(has, anchored, mu_raw)[0]
+    values[f"{name}_mu"] = numpyro.deterministic(f"{name}_mu", mu)
+    lp = dist.Normal(loc, scale).log_prob(mu) + log_jac
+    # top-down: the non-centred elements and the priors
+    current = mu[None]
+    for suffix, lvl in levels:
+        indep = jnp.asarray(_independent(data, name, lvl))
+        parent_vals = current[data.parent[lvl]]
+        value = jnp.where(indep, indep_vals[lvl], parent_vals + sds[lvl] * raws[lvl])
+        lp = lp + jnp.sum(jnp.where(indep, dist.Normal(parent_vals, sds[lvl]).log_prob(value),
+                                    dist.Normal(0.0, 1.0).log_prob(raws[lvl])))
+        current = numpyro.deterministic(f"{name}_{suffix}", value)
+        values[f"{name}_{suffix}"] = current
+    numpyro.factor(f"{name}_prior", lp)
+
+
 def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> None:
     """NumPyro model (module docstring): nested partially pooled curve parameters with mixed centring,
     beta-binomial (or moment-matched normal) actives and zero-inflated log-normal revenue per cell."""
     pr = priors or CohortCurvePriors()
     values = {}
     for p in param_list(data):
+        if anchor_counts(data, p):
+            _anchored_param(p, data, pr, values)
+            continue
         loc, scale = _prior_loc_scale(p, data, pr)
         mu = numpyro.sample(f"{p}_mu", dist.Normal(loc, scale))
         values[f"{p}_mu"] = mu
@@ -638,7 +744,7 @@ def mass_blocks(data: CohortCurveData) -> list[tuple[str, ...]]:
     curve but not the split between mean churn and polarisation. The cohort level stays diagonal (its size grows
     with the data)."""
     names = param_list(data)
-    blocks = [tuple(f"{p}_mu" for p in names) + tuple(noise_names(data))]
+    blocks = [tuple(mu_site(data, p) for p in names) + tuple(noise_names(data))]
     shape = [p for p in ("logit_churn", "log_kappa") if p in names]
     for lvl, suffix in enumerate(data.level_names):
         sites = tuple(f"{p}_{suffix}_raw" for p in shape if (suffix, lvl) in _levels(data, p))
@@ -661,12 +767,16 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     values = {}
     for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
-        values[f"{p}_mu"] = jnp.asarray(loc)
+        counts = anchor_counts(data, p)
+        values[mu_site(data, p)] = jnp.asarray(0.0 if counts.get("mu", [0])[0] else loc)
         for suffix, lvl in _levels(data, p):
             shift = (float(jax.nn.log_sigmoid(_prior_loc_scale("logit_churn", data, pr)[0]))
                      if _as_log_a(data, p, lvl) else 0.0)
             values[f"{p}_sd_{suffix}"] = jnp.asarray(0.2)
-            values[f"{p}_{suffix}_raw"] = jnp.where(jnp.asarray(_centered(data, p, lvl)), loc + shift, 0.0)
+            centred = _independent(data, p, lvl) if counts else _centered(data, p, lvl)
+            if lvl in counts:  # anchored elements start at eta = 0, the mean of their children
+                centred = centred & (counts[lvl] == 0)
+            values[f"{p}_{suffix}_raw"] = jnp.where(jnp.asarray(centred), loc + shift, 0.0)
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
     if data.has_active:
         values["log_phi"] = jnp.asarray(5.0)

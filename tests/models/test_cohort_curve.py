@@ -8,6 +8,7 @@ import scipy.special as sp
 import scipy.stats as st
 
 import jax.numpy as jnp
+from jax.nn import log_sigmoid as jax_log_sigmoid
 
 from btyd_ltv.data.portfolio import sbg_survival, simulate_portfolio
 from btyd_ltv.errors import DataValidationError
@@ -288,7 +289,7 @@ def test_redundant_level_is_dropped_and_bad_options_raise():
 
 def test_predictive_ltv_is_monotone_and_anchored():
     table, _ = _small_table()
-    data, index = cc.make_data(table, group_cols=("app", "campaign"))
+    data, index = cc.make_data(table, group_cols=("app", "campaign"), anchored=False)
     values = cc.init_values(data)
     S = 20
     vals = {}
@@ -400,7 +401,8 @@ def test_log_kappa_sampled_as_log_a_keeps_the_normal_prior_on_log_kappa(effects)
     from scipy.stats import norm
 
     table, _ = _small_table()
-    data, _ = cc.make_data(table, group_cols=("app", "campaign"), cohort_effects=effects, centered_min_shape_ages=3)
+    data, _ = cc.make_data(table, group_cols=("app", "campaign"), cohort_effects=effects, centered_min_shape_ages=3,
+                           anchored=False)
     suffix = cc._levels(data, "log_kappa")[-1][0]
     rng = np.random.default_rng(3)
     init = cc.init_values(data)
@@ -423,3 +425,61 @@ def test_log_kappa_sampled_as_log_a_keeps_the_normal_prior_on_log_kappa(effects)
     np.testing.assert_allclose(float(tr[f"log_kappa_{suffix}_prior"]["fn"].log_factor), expected, rtol=1e-10)
     start = handlers.trace(handlers.substitute(cc.model, data=init)).get_trace(data)
     assert np.allclose(np.asarray(start[f"log_kappa_{suffix}"]["value"])[centred], 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("effects", [None, "all"])
+def test_anchored_parents_change_coordinates_not_the_model(effects):
+    """Anchored parents (``theta_j = mean of the centred children + sd_child / sqrt(n_j) eta_j``, bottom-up) are a
+    change of coordinates: at a random point the anchored log density equals the log density of the same values
+    in parent-relative coordinates (``anchored=False``) plus ``log|J| = sum_j log(sd_child / sqrt(n_j))`` over
+    the anchored elements, and at the starting point (``eta = 0``) every anchored element is the mean of its
+    centred children."""
+    from numpyro import handlers
+    from numpyro.infer.util import log_density
+
+    table, _ = _small_table()
+    kw = dict(group_cols=("app", "campaign"), cohort_effects=effects, centered_min_ages=3,
+              centered_min_actives=5000, centered_min_shape_ages=4, revenue_likelihood="whale")
+    new, _ = cc.make_data(table, **kw)
+    old, _ = cc.make_data(table, anchored=False, **kw)
+    rng = np.random.default_rng(5)
+    z = {k: np.asarray(v) + 0.3 * rng.standard_normal(np.shape(v)) for k, v in cc.init_values(new).items()}
+    z = {k: jnp.asarray(np.abs(v) + 0.05 if "_sd_" in k else v) for k, v in z.items()}
+    ld_new, tr = log_density(cc.model, (new,), {}, z)
+    vals = {k: v["value"] for k, v in tr.items() if v["type"] == "deterministic"}
+    z_old = {k: v for k, v in z.items() if not k.endswith("_raw")}
+    log_jac, anchored = 0.0, 0
+    for p in cc.param_list(new):
+        counts = cc.anchor_counts(new, p)
+        if not counts:  # the whale parameters keep their coordinates
+            z_old.update({k: v for k, v in z.items() if k.startswith(p) and k.endswith("_raw")})
+            continue
+        z_old[f"{p}_mu"] = vals[f"{p}_mu"]
+        parent, prev = np.asarray(vals[f"{p}_mu"])[None], "mu"
+        for suffix, lvl in cc._levels(new, p):
+            value, sd, n = np.asarray(vals[f"{p}_{suffix}"]), float(z[f"{p}_sd_{suffix}"]), counts[prev]
+            log_jac += np.sum(np.where(n > 0, np.log(sd / np.sqrt(np.maximum(n, 1))), 0.0))
+            anchored += int((n > 0).sum())
+            offset = (-np.asarray(jax_log_sigmoid(cc._level_value(vals, new, "logit_churn", lvl)))
+                      if cc._as_log_a(new, p, lvl) else 0.0)
+            centred = cc._centered(old, p, lvl)
+            z_old[f"{p}_{suffix}_raw"] = jnp.asarray(np.where(centred, value - offset,
+                                                              (value - parent[new.parent[lvl]]) / sd))
+            parent, prev = value, lvl
+    ld_old, tr_old = log_density(cc.model, (old,), {}, z_old)
+    assert anchored > 0
+    for k, v in vals.items():
+        np.testing.assert_allclose(np.asarray(tr_old[k]["value"]), np.asarray(v), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(float(ld_new), float(ld_old) + log_jac, rtol=1e-10)
+
+    start = handlers.trace(handlers.substitute(cc.model, data=cc.init_values(new))).get_trace(new)
+    for p in cc.param_list(new):
+        counts = cc.anchor_counts(new, p)
+        levels = cc._levels(new, p)
+        for (suffix, lvl), (child, clvl) in zip(levels[:-1], levels[1:]):
+            mine = np.asarray(start[f"{p}_{suffix}"]["value"])
+            kids = np.asarray(start[f"{p}_{child}"]["value"])
+            indep = cc._independent(new, p, clvl)
+            idx = np.asarray(new.parent[clvl])
+            for j in np.flatnonzero(counts.get(lvl, np.zeros(0)) > 0):
+                np.testing.assert_allclose(mine[j], kids[indep & (idx == j)].mean(), rtol=1e-12)
