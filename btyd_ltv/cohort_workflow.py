@@ -24,7 +24,8 @@ from btyd_ltv.workflow import FitOptions, params_table
 
 MASS_MATRICES = ("diag", "blocks")
 
-__all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "curve_forecaster", "write_curve_fit",
+__all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "expected_ltv_draws", "curve_forecaster",
+           "write_curve_fit",
            "select_observed_age"]
 
 CHECKPOINTS = {"D": (7, 30, 90, 180, 365), "W": (4, 13, 26, 52, 78), "M": (1, 3, 6, 12, 24)}
@@ -181,6 +182,20 @@ def _forecast(idata, data, index, clean, columns, settings, names, diag, summari
     params = params_table(idata, names)
     return CurveFit(idata, data, index, clean, draws, curves, coh, groups, group_draws, params, diag, columns,
                     settings)
+
+
+def expected_ltv_draws(result: CurveFit, cohorts: Sequence[str], ages: Sequence[int], *,
+                       max_draws: int = 400) -> np.ndarray:
+    """Posterior draws of the model's *expected* cumulative LTV per install ``L_c(D) = sum_{t <= D} s_c(t)
+    arpdau_c(t)`` (not anchored on the observed revenue) for ``cohorts`` at ages ``ages``: array
+    ``(len(cohorts), len(ages), S)``. The quantity a simulation's true curve is compared with
+    (:func:`btyd_ltv.models.cohort_curve.predictive_ltv` with ``kind="expected"``)."""
+    pos = pd.Index(result.index["cohorts"]).get_indexer([str(c) for c in cohorts])
+    if (pos < 0).any():
+        raise DataValidationError(f"cohort {list(cohorts)[int(np.argmax(pos < 0))]!r} is not in the fit")
+    values = cc.posterior_values(result.posterior.posterior, result.data)
+    expected = cc.predictive_ltv(values, result.data, int(max(ages)), kind="expected", max_draws=max_draws)
+    return expected[pos][:, list(ages), :]
 
 
 def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None, max_draws: int = 400,

@@ -16,6 +16,7 @@ from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.portfolio import simulate_portfolio
 from btyd_ltv.errors import DataValidationError
 from btyd_ltv.io import read_posterior
+from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions
 
 COLUMNS = CohortColumns(active_users="active_users", payers="payers", cost="cost", groups=("app", "campaign"))
@@ -39,6 +40,24 @@ def portfolio():
 def curve_fit(portfolio):
     table, _ = portfolio
     return fit_curves(table, COLUMNS, settings=SETTINGS)
+
+
+def test_expected_ltv_draws_are_the_model_curve_at_the_asked_ages(curve_fit, portfolio):
+    """``expected_ltv_draws`` is the cumulative sum of ``s_c(t) arpdau_c(t)`` per draw, picked at the asked cohorts
+    and ages in the asked order; an unknown cohort is an error naming it."""
+    from btyd_ltv.cohort_workflow import expected_ltv_draws
+
+    res = curve_fit
+    cohorts = [res.index["cohorts"][3], res.index["cohorts"][0]]
+    got = expected_ltv_draws(res, cohorts, (0, 5, 30))
+    values = cc.posterior_values(res.posterior.posterior, res.data)
+    inc = cc.expected_revenue_per_install(values, res.data, 30)  # (S, C, 31)
+    want = np.cumsum(inc, axis=-1)[:, [3, 0]][:, :, [0, 5, 30]].transpose(1, 2, 0)
+    assert got.shape == (2, 3, want.shape[-1])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert (np.diff(got, axis=1) >= 0).all()
+    with pytest.raises(DataValidationError, match="'nope' is not in the fit"):
+        expected_ltv_draws(res, ["nope"], (7,))
 
 
 def test_tables_agree_with_draws(curve_fit, portfolio):

@@ -22,12 +22,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from btyd_ltv.cohort_workflow import CurveOptions, fit_curves
+from btyd_ltv.cohort_workflow import CurveOptions, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.errors import SamplingWarning
 from btyd_ltv.data.portfolio import simulate_portfolio
 from btyd_ltv.metrics import report_markdown
-from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions
 
 CHECKPOINTS = (7, 14, 30, 60, 90)
@@ -45,10 +44,7 @@ def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
     t0 = time.perf_counter()
     res = fit_curves(table, columns, settings=settings, summarise=False)
     elapsed = time.perf_counter() - t0
-    values = cc.posterior_values(res.posterior.posterior, res.data)
-    expected = cc.predictive_ltv(values, res.data, max(CHECKPOINTS), kind="expected", max_draws=400)
-    pos = pd.Index(res.index["cohorts"]).get_indexer(truth.cohorts["cohort"].astype(str))
-    draws = expected[pos][:, list(CHECKPOINTS), :]
+    draws = expected_ltv_draws(res, truth.cohorts["cohort"], CHECKPOINTS)
     true = truth.ltv[:, list(CHECKPOINTS)]
     lo, hi = np.quantile(draws, [0.05, 0.95], axis=-1)
     inside = pd.DataFrame((true >= lo) & (true <= hi), columns=list(CHECKPOINTS))
@@ -57,7 +53,7 @@ def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
     by_app = inside.groupby("app")[list(CHECKPOINTS)].mean().mean(axis=1)
     cells = inside[list(CHECKPOINTS)].to_numpy()
     d = res.diagnostics
-    row = {"seed": seed, "cohorts": len(pos), "fit_s": round(elapsed), "divergences": d.divergences,
+    row = {"seed": seed, "cohorts": len(true), "fit_s": round(elapsed), "divergences": d.divergences,
            "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk, "coverage_90": cells.mean(),
            **{f"d{D}": cells[:, i].mean() for i, D in enumerate(CHECKPOINTS)},
            "app_min": by_app.min(), "app_max": by_app.max(),

@@ -12,13 +12,11 @@ fit over several seeds and pools them, and reproduces the 2-app case with ``--ap
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from btyd_ltv.cohort_workflow import CurveOptions, fit_curves
+from btyd_ltv.cohort_workflow import CurveOptions, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.portfolio import simulate_portfolio
-from btyd_ltv.models import cohort_curve as cc
 from btyd_ltv.workflow import FitOptions
 
 CHECKPOINTS = (7, 14, 30, 60, 90)
@@ -32,10 +30,7 @@ def calibration():
                             options=FitOptions(num_chains=2, num_warmup=300, num_samples=300, seed=11,
                                                progress_bar=False, target_accept_prob=0.9))
     res = fit_curves(table, columns, settings=settings, summarise=False)
-    values = cc.posterior_values(res.posterior.posterior, res.data)
-    expected = cc.predictive_ltv(values, res.data, max(CHECKPOINTS), kind="expected", max_draws=400)
-    pos = pd.Index(res.index["cohorts"]).get_indexer(truth.cohorts["cohort"].astype(str))
-    draws = expected[pos][:, list(CHECKPOINTS), :]
+    draws = expected_ltv_draws(res, truth.cohorts["cohort"], CHECKPOINTS)
     true = truth.ltv[:, list(CHECKPOINTS)]
     lo, hi = np.quantile(draws, [0.05, 0.95], axis=-1)
     apps = truth.cohorts["app"].astype(str).to_numpy()
