@@ -4,10 +4,12 @@ Fits one chain of the hierarchical cohort-curve model (``--likelihood normal``) 
 each quarter of warmup, the steps per draw, divergences and the adapted step size, then the most correlated
 pairs of latent coordinates (the directions a diagonal mass matrix cannot follow). The steps per draw of the
 sBG shape parameters before and after sampling ``log_kappa`` as ``log a`` (CHANGELOG) came from this script.
+``--hold-sds VALUE`` conditions every between-group sd on ``VALUE``: the steps the rest of the posterior needs.
 
 Usage::
 
     python benchmarks/curve_geometry.py --days 10 --warmup 400 --draws 300   # 200 cohorts x 365 ages
+    python benchmarks/curve_geometry.py --days 10 --hold-sds 0.2
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ def main() -> None:
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--precision", default="float32", choices=["float64", "float32"])
     ap.add_argument("--pairs", type=int, default=10, help="most correlated coordinate pairs to print")
+    ap.add_argument("--hold-sds", type=float, default=None, metavar="VALUE",
+                    help="condition every between-group sd on VALUE: the geometry given the sds")
     args = ap.parse_args()
 
     import jax
+    from numpyro import handlers
     from numpyro.infer import MCMC, NUTS
+    from numpyro.infer.initialization import init_to_value
 
     from btyd_ltv.data.portfolio import simulate_portfolio
     from btyd_ltv.models import cohort_curve as cc
@@ -41,8 +47,14 @@ def main() -> None:
                                   retention="bgbb", seed=0)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention="bgbb", likelihood="normal",
                            precision=args.precision)
-    print(f"{data.observed.shape[0]} cohorts x {data.observed.shape[1]} ages, mass {args.mass}")
-    kernel = NUTS(cc.model, target_accept_prob=args.target_accept, init_strategy=cc.init_strategy(data),
+    print(f"{data.observed.shape[0]} cohorts x {data.observed.shape[1]} ages, mass {args.mass}, between-group sds "
+          f"{'held at ' + str(args.hold_sds) if args.hold_sds is not None else 'sampled'}")
+    model, init = cc.model, cc.init_strategy(data)
+    if args.hold_sds is not None:
+        held = {n: args.hold_sds for n in cc.param_names(data) if "_sd_" in n}
+        model = handlers.condition(cc.model, data=held)
+        init = init_to_value(values={k: v for k, v in cc.init_values(data).items() if k not in held})
+    kernel = NUTS(model, target_accept_prob=args.target_accept, init_strategy=init,
                   dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False)
     mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.draws, num_chains=1, progress_bar=False)
     t0 = time.perf_counter()
@@ -60,6 +72,8 @@ def main() -> None:
     names, cols = [], []
     for site in sorted(samples):
         if not (site.endswith("_raw") or "_sd_" in site or site.endswith("_mu") or site in cc.NOISE_PARAMS):
+            continue
+        if f"{site}_raw" in samples:  # an anchored mean: a function of its own latent site
             continue
         v = np.asarray(samples[site]).reshape(args.draws, -1)
         v = np.log(v) if "_sd_" in site else v
