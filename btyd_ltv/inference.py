@@ -336,7 +336,8 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
     ``max_iter`` iterations: it only has to reach the bulk), and there the diagonal of the Hessian, one
     Hessian-vector product per site by central differences of the gradient. With ``dense=True`` also the full
     Hessian over the sites not held, by forward-over-reverse Hessian-vector products, ``chunk`` unit vectors at
-    a time (one gradient's cost each: 2,000 coordinates of a 365k-cell cohort-curve model take about a minute).
+    a time (one gradient's cost each: 2,000 coordinates of a 365k-cell cohort-curve model take about a minute);
+    its diagonal stands in for those sites' probes, so only the held sites are probed.
 
     One probe per site gives the exact diagonal when a site's elements do not interact with each other (the
     cross terms of one site are zero), as in hierarchical models whose elements belong to different groups.
@@ -362,24 +363,23 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
                                   options={"maxiter": int(max_iter)})
     x = res.x if np.isfinite(res.fun) and np.all(np.isfinite(res.x)) else np.asarray(flat0)
     z = {**z0, **unravel(jnp.asarray(x))}
+    hess, dense_h, dense_sites = {}, None, ()
+    if dense:  # the full Hessian over the sites not held (same flattening as the mode); its diagonal is theirs
+        dense_sites = tuple(sorted(k for k in z if k not in fixed))
+        g = jax.grad(lambda u: potential({**held, **unravel(u)}))
+        u_star = jnp.asarray(x, dtype=flat0.dtype)
+        hvp = jax.jit(jax.vmap(lambda v: jax.jvp(g, (u_star,), (v,))[1]))
+        eye = jnp.eye(u_star.shape[0], dtype=u_star.dtype)
+        rows = [np.asarray(hvp(eye[i:i + chunk])) for i in range(0, u_star.shape[0], chunk)]
+        dense_h = np.concatenate(rows).astype(np.float64)
+        hess = {k: np.asarray(v, dtype=np.float64) for k, v in unravel(jnp.asarray(np.diag(dense_h))).items()}
     grad = jax.jit(jax.grad(potential))
     eps = 1e-4
-    hess = {}
-    for k in sorted(z):
+    for k in sorted(set(z) - set(hess)):
         shift = {j: (jnp.full_like(v, eps) if j == k else jnp.zeros_like(v)) for j, v in z.items()}
         up = grad(jax.tree.map(jnp.add, z, shift))[k]
         down = grad(jax.tree.map(jnp.subtract, z, shift))[k]
         hess[k] = np.asarray((up - down) / (2.0 * eps), dtype=np.float64)
-    dense_h, dense_sites = None, ()
-    if dense:
-        dense_sites = tuple(sorted(k for k in z if k not in fixed))
-        flat, unravel_d = jax.flatten_util.ravel_pytree({k: z[k] for k in dense_sites})
-        held_now = {k: z[k] for k in z if k in fixed}
-        g = jax.grad(lambda u: potential({**held_now, **unravel_d(u)}))
-        hvp = jax.jit(jax.vmap(lambda v: jax.jvp(g, (flat,), (v,))[1]))
-        eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
-        rows = [np.asarray(hvp(eye[i:i + chunk])) for i in range(0, flat.shape[0], chunk)]
-        dense_h = np.concatenate(rows).astype(np.float64)
     return WarmStart(z=z, hessian_diagonal=hess, iterations=int(res.nit), potential=float(res.fun),
                      potential_fn=potential, hessian=dense_h, dense_sites=dense_sites)
 

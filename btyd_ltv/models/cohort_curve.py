@@ -610,7 +610,7 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
 def _independent(data: CohortCurveData, name: str, lvl: int) -> np.ndarray:
     """Elements of ``name`` at level ``lvl`` whose value does not depend on their parent: the centred ones
     (sampled as their value) and, above the finest level, every element (centred or anchored)."""
-    if lvl < _levels(data, name)[-1][1] and name not in WHALE_PARAMS:
+    if lvl < _levels(data, name)[-1][1]:
         return np.ones(len(data.parent[lvl]), dtype=bool)
     return _centered(data, name, lvl)
 
@@ -636,7 +636,7 @@ def mu_site(data: CohortCurveData, name: str) -> str:
     return f"{name}_mu_raw" if anchor_counts(data, name) else f"{name}_mu"
 
 
-def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, values: dict) -> None:
+def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, values: dict, counts: dict) -> None:
     """One hierarchical parameter with its parents *anchored* on their children.
 
     Every element that is not centred at the finest level is non-centred as in :func:`_mixed_level`. Above it,
@@ -647,11 +647,11 @@ def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, val
     ``N(mean_i v_i, sd_child^2 / n_j)`` (times its own weaker prior), so ``eta_j`` is close to a standard normal
     whatever the between-group sds: the centred hierarchy's funnel between a parent's location and the sd of
     its children (Betancourt & Girolami 2015, "Hamiltonian Monte Carlo for hierarchical models") is gone while
-    the well-informed children stay centred.
+    the well-informed children stay centred. ``counts``: :func:`anchor_counts`.
     """
     loc, scale = _prior_loc_scale(name, data, pr)
     levels = _levels(data, name)
-    counts = anchor_counts(data, name)
+    indep = {lvl: _independent(data, name, lvl) for _, lvl in levels}
     sds, raws = {}, {}
     for suffix, lvl in levels:
         sds[lvl] = numpyro.sample(f"{name}_sd_{suffix}", dist.HalfNormal(pr.group_sd))
@@ -672,30 +672,27 @@ def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, val
     indep_vals = {}
     child = None
     for suffix, lvl in reversed(levels):
-        indep = _independent(data, name, lvl)
         offset = (-jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
                   if _as_log_a(data, name, lvl) else 0.0)
         value = raws[lvl] + offset
         if child is not None:
-            c_lvl, c_vals, c_indep = child
-            idx = np.asarray(data.parent[c_lvl])[c_indep]
-            has, anchored = anchor(raws[lvl], c_vals[c_indep], c_lvl, counts[lvl], idx)
+            idx = np.asarray(data.parent[child])[indep[child]]
+            has, anchored = anchor(raws[lvl], indep_vals[child][indep[child]], child, counts[lvl], idx)
             value = jnp.where(has, anchored, value)
         indep_vals[lvl] = value
-        child = (lvl, value, indep)
-    first = levels[0][1]
+        child = lvl
     n0 = counts["mu"]
-    has, anchored = anchor(mu_raw[None], child[1][child[2]], first, n0, np.zeros(int(n0[0]), dtype=np.int32))
+    has, anchored = anchor(mu_raw[None], indep_vals[child][indep[child]], child, n0,
+                           np.zeros(int(n0[0]), dtype=np.int32))
     mu = jnp.where(has, anchored, mu_raw)[0]
     values[f"{name}_mu"] = numpyro.deterministic(f"{name}_mu", mu)
     lp = dist.Normal(loc, scale).log_prob(mu) + log_jac
     # top-down: the non-centred elements and the priors
     current = mu[None]
     for suffix, lvl in levels:
-        indep = jnp.asarray(_independent(data, name, lvl))
         parent_vals = current[data.parent[lvl]]
-        value = jnp.where(indep, indep_vals[lvl], parent_vals + sds[lvl] * raws[lvl])
-        lp = lp + jnp.sum(jnp.where(indep, dist.Normal(parent_vals, sds[lvl]).log_prob(value),
+        value = jnp.where(indep[lvl], indep_vals[lvl], parent_vals + sds[lvl] * raws[lvl])
+        lp = lp + jnp.sum(jnp.where(indep[lvl], dist.Normal(parent_vals, sds[lvl]).log_prob(value),
                                     dist.Normal(0.0, 1.0).log_prob(raws[lvl])))
         current = numpyro.deterministic(f"{name}_{suffix}", value)
         values[f"{name}_{suffix}"] = current
@@ -708,8 +705,9 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     pr = priors or CohortCurvePriors()
     values = {}
     for p in param_list(data):
-        if anchor_counts(data, p):
-            _anchored_param(p, data, pr, values)
+        counts = anchor_counts(data, p)
+        if counts:
+            _anchored_param(p, data, pr, values, counts)
             continue
         loc, scale = _prior_loc_scale(p, data, pr)
         mu = numpyro.sample(f"{p}_mu", dist.Normal(loc, scale))
@@ -768,7 +766,7 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
         counts = anchor_counts(data, p)
-        values[mu_site(data, p)] = jnp.asarray(0.0 if counts.get("mu", [0])[0] else loc)
+        values[f"{p}_mu_raw" if counts else f"{p}_mu"] = jnp.asarray(0.0 if counts.get("mu", [0])[0] else loc)
         for suffix, lvl in _levels(data, p):
             shift = (float(jax.nn.log_sigmoid(_prior_loc_scale("logit_churn", data, pr)[0]))
                      if _as_log_a(data, p, lvl) else 0.0)
