@@ -1,6 +1,7 @@
 """CDNOW weekly cohort curves: rolling-origin backtest of the hierarchical curve model against four baselines.
 
     python validation/cdnow_curves.py [--max-cutoffs 3] [--chains 2] [--draws 500]
+    python validation/cdnow_curves.py --revenue-likelihood whale --cohort-effects all   # the calibrated variant
     python validation/cdnow_curves.py --no-model --learned mlp,tide,lightgbm   # baselines + learned curve models
 
 Data: the shipped CDNOW master log as 13 weekly acquisition cohorts (1997-01..03), followed weekly to 1998-06
@@ -38,11 +39,20 @@ def main() -> None:
                          "checkpoint; the baselines then fall back as documented in btyd_ltv.backtest)")
     ap.add_argument("--learned", default="", help="comma list of learned curve baselines: mlp, tide, lightgbm")
     ap.add_argument("--no-model", action="store_true", help="baselines only (no Bayesian curve fits)")
+    ap.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale"],
+                    help="revenue likelihood of the Bayesian curves (btyd_ltv.models.cohort_curve)")
+    ap.add_argument("--cohort-effects", default=None,
+                    help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
+                         "model's)")
     args = ap.parse_args()
     table = load_cdnow_weekly()
     columns = CohortColumns(active_users="active_users", payers="payers")
     forecasters = bt.baselines(columns, seed=args.seed)
-    settings = CurveOptions(period="W", options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
+    effects = args.cohort_effects
+    if effects is not None and effects != "all":
+        effects = tuple(e.strip() for e in effects.split(",") if e.strip())
+    settings = CurveOptions(period="W", revenue_likelihood=args.revenue_likelihood, cohort_effects=effects,
+                            options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
                                                            num_samples=args.draws, seed=args.seed,
                                                            progress_bar=False, target_accept_prob=0.9))
     learned = [n.strip() for n in args.learned.split(",") if n.strip()]
@@ -56,7 +66,8 @@ def main() -> None:
     result = bt.rolling_origin(table, forecasters, ks=(4, 8), checkpoints=(13, 26, 52, 78), period="W",
                                columns=columns, max_cutoffs=args.max_cutoffs, min_mature=args.min_mature)
     print(f"CDNOW weekly cohorts: {table['cohort'].nunique()} cohorts, {len(table)} cohort-weeks; "
-          f"{result.rows['cutoff'].nunique()} cutoffs; {time.perf_counter() - t0:.0f} s; seed {args.seed}")
+          f"{result.rows['cutoff'].nunique()} cutoffs; {time.perf_counter() - t0:.0f} s; seed {args.seed}; "
+          f"revenue likelihood {args.revenue_likelihood}, cohort effects {args.cohort_effects or 'default'}")
     print(result.to_markdown())
 
 
