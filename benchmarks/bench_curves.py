@@ -46,9 +46,13 @@ def main() -> None:
                          "the decorrelated coordinates of the Laplace approximation (dense)")
     ap.add_argument("--relative-parents", action="store_true",
                     help="sample group elements relative to their parent, not anchored on their children")
+    ap.add_argument("--no-level-offsets", action="store_true",
+                    help="sample cohort retention levels as themselves, not relative to their group's curve shape")
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--progress", action="store_true",
+                    help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
 
     import numpyro
@@ -70,14 +74,15 @@ def main() -> None:
                                   seed=args.seed)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention=args.retention,
                            likelihood=args.likelihood, precision=args.precision,
-                           anchored=not args.relative_parents)
+                           anchored=not args.relative_parents, level_offsets=not args.no_level_offsets)
     C, T = data.observed.shape
     cells = int(data.observed.sum())
     print(f"{C} cohorts x {T} ages = {cells:,} observed cells; simulated in {time.perf_counter() - t0:.1f} s; "
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
           f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, "
-          f"{'relative' if args.relative_parents else 'anchored'} parents")
+          f"{'relative' if args.relative_parents else 'anchored'} parents, level offsets "
+          f"{'off' if args.no_level_offsets else 'on'}")
 
     info = initialize_model(jax.random.PRNGKey(0), cc.model, model_kwargs={"data": data},
                             init_strategy=cc.init_strategy(data))
@@ -101,7 +106,7 @@ def main() -> None:
     idata = fit(cc, data, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws, seed=args.seed,
                 dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False, target_accept_prob=args.target_accept,
                 warm_start=args.warm_start,
-                progress_bar=False, warn=False)
+                progress_bar=args.progress, warn=False)
     wall = time.perf_counter() - t0
     diag = diagnose(idata, cc.param_names(data))
     steps = float(np.asarray(idata.sample_stats["n_steps"]).mean())

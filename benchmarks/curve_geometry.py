@@ -32,6 +32,12 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10, help="most correlated coordinate pairs to print")
     ap.add_argument("--hold-sds", type=float, default=None, metavar="VALUE",
                     help="condition every between-group sd on VALUE: the geometry given the sds")
+    ap.add_argument("--no-level-offsets", action="store_true",
+                    help="sample cohort retention levels as themselves, not relative to their group's curve shape")
+    ap.add_argument("--no-regularize", action="store_true",
+                    help="adapt the mass matrix without Stan's shrinkage of the variances towards 1e-3")
+    ap.add_argument("--progress", action="store_true",
+                    help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
 
     import jax
@@ -46,17 +52,19 @@ def main() -> None:
                                   installs_range=(1000, 100000), observation_end_day=args.days + args.ages - 2,
                                   retention="bgbb", seed=0)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention="bgbb", likelihood="normal",
-                           precision=args.precision)
+                           precision=args.precision, level_offsets=not args.no_level_offsets)
     print(f"{data.observed.shape[0]} cohorts x {data.observed.shape[1]} ages, mass {args.mass}, between-group sds "
-          f"{'held at ' + str(args.hold_sds) if args.hold_sds is not None else 'sampled'}")
+          f"{'held at ' + str(args.hold_sds) if args.hold_sds is not None else 'sampled'}, level offsets "
+          f"{'off' if args.no_level_offsets else 'on'}")
     model, init = cc.model, cc.init_strategy(data)
     if args.hold_sds is not None:
         held = {n: args.hold_sds for n in cc.param_names(data) if "_sd_" in n}
         model = handlers.condition(cc.model, data=held)
         init = init_to_value(values={k: v for k, v in cc.init_values(data).items() if k not in held})
     kernel = NUTS(model, target_accept_prob=args.target_accept, init_strategy=init,
-                  dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False)
-    mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.draws, num_chains=1, progress_bar=False)
+                  dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False,
+                  regularize_mass_matrix=not args.no_regularize)
+    mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.draws, num_chains=1, progress_bar=args.progress)
     t0 = time.perf_counter()
     mcmc.warmup(jax.random.PRNGKey(0), data=data, collect_warmup=True, extra_fields=("num_steps",))
     steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
@@ -80,6 +88,9 @@ def main() -> None:
         for j in range(v.shape[1]):
             names.append(f"{site}[{j}]")
             cols.append(v[:, j])
+    sd = np.stack(cols, 1).std(axis=0)
+    print("smallest posterior sds of latent coordinates (NumPyro's mass-matrix shrinkage adds 1e-3 x 5 / (n + 5) to "
+          "each adapted variance): " + ", ".join(f"{names[i]} {sd[i]:.2g}" for i in np.argsort(sd)[:5]))
     corr = np.corrcoef(np.stack(cols, 1).T)
     iu = np.triu_indices_from(corr, 1)
     order = np.argsort(-np.abs(corr[iu]))[: args.pairs]

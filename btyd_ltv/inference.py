@@ -408,6 +408,8 @@ def _constant_data(data):
 
     fields = {}
     for k, v in data._asdict().items():
+        if v is None:  # an optional field that is off
+            continue
         if isinstance(v, tuple) and all(isinstance(x, str) for x in v):
             fields[k] = ",".join(v)  # e.g. the names of a family's hierarchy levels
         elif isinstance(v, tuple):

@@ -43,7 +43,11 @@ cohort of 100k installs has a posterior sd far below its prior sd, where the non
 At its finest level a centred ``log_kappa`` is sampled as ``log a = log m + log kappa`` (the exponent of the
 survival curve's power-law tail, which long curves pin to about 1e-3) instead of ``log kappa``, whose posterior
 correlation with ``logit_churn`` is about -0.99 there; the Jacobian is 1 and the prior stays normal on
-``log_kappa``, so the model is unchanged and only the sampler's coordinates differ.
+``log_kappa``, so the model is unchanged and only the sampler's coordinates differ. Likewise a centred cohort
+retention level is sampled as ``log_ret + log S(t*) - log S(ref_age)``, the log retention its curve has at its
+effective age ``t*`` (the information-weighted geometric mean of its observed ages) given its group's shape: the
+quantity its data pin whatever the shape, so the level no longer has to move with every step of the campaign's
+churn and polarisation (``level_offsets=False`` in :func:`make_data` samples ``log_ret`` itself).
 Above the finest level, a group element (and the portfolio mean) with centred children is *anchored* on them:
 it is sampled as ``eta`` with ``theta_j = mean(children) + sd_child / sqrt(n_j) eta`` (its conditional given
 its children, so ``eta`` stays near a standard normal whatever the sds), the Jacobian added to the density
@@ -143,6 +147,7 @@ class CohortCurveData(NamedTuple):
     ref_users: float = 1.0  # median active users of the cells with revenue: the reference size of the whale rate
     precision: str = "float64"  # cell arithmetic of the fused normal x log-normal pass (float64 or float32)
     anchored: bool = True  # group elements and portfolio means sampled relative to their children (model)
+    level_ages: np.ndarray | None = None  # (C,) effective age t*_c of each cohort's retention level (model); None: off
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,7 @@ def make_data(
     max_age: int | None = None,
     precision: str = "float64",
     anchored: bool = True,
+    level_offsets: bool = True,
 ) -> tuple[CohortCurveData, dict]:
     """Dense arrays from a validated long cohort table (:func:`btyd_ltv.data.cohorts.validate_cohort_table`).
 
@@ -201,7 +207,9 @@ def make_data(
     ``precision="float32"`` evaluates the cells of the normal x log-normal likelihood in
     single precision with double-precision sums (:mod:`btyd_ltv.models._fused_cells`; about twice as fast).
     ``anchored=False`` samples every group element and portfolio mean relative to its parent instead of its
-    children (:func:`model`; the same model in other coordinates).
+    children (:func:`model`; the same model in other coordinates). ``level_offsets=False`` samples the centred
+    cohort retention levels as themselves instead of relative to the level their group's curve shape implies at
+    the cohort's effective age (:func:`model`; also the same model).
     """
     if precision not in PRECISIONS:
         raise DataValidationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -292,6 +300,11 @@ def make_data(
     share = active[near].sum() / (installs[:, None] * near)[near].sum() if has_active and near.any() else 0.3
     share = float(np.clip(share, 1e-6, 1 - 1e-6))
     users = active if has_active else installs[:, None] * np.where(ages_grid == 0, 1.0, share)
+    shape_params = [p for p in names if p in ("logit_churn", "log_kappa", "log_c")]
+    level_ages = None
+    if level_offsets and level_param == "log_ret" and "log_ret" in cohort_effects and not any(
+            p in cohort_effects for p in shape_params):
+        level_ages = _effective_ages(observed, active if has_active else None, installs, ref_age)
     paying = observed & (revenue > 0) & (users > 0)
     ref_users = float(np.median(users[paying])) if paying.any() else 1.0
     data = CohortCurveData(
@@ -302,10 +315,29 @@ def make_data(
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
         log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
-        ref_users=ref_users, precision=precision, anchored=bool(anchored),
+        ref_users=ref_users, precision=precision, anchored=bool(anchored), level_ages=level_ages,
     )
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
+
+
+def _effective_ages(observed: np.ndarray, active: np.ndarray | None, installs: np.ndarray,
+                    ref_age: float) -> np.ndarray:
+    """Every cohort's effective age ``t*_c = exp(sum_t w_ct log t)`` over its observed ages ``t >= 1``, with the
+    weights ``w_ct`` proportional to the information an age carries about the cohort's log retention level:
+    ``s / (1 - s)`` for overdispersed active-user counts (``s`` the observed share active), equal weights when
+    active users are not given. ``ref_age`` for a cohort with no observed age ``>= 1``."""
+    T = observed.shape[1]
+    later = observed & (np.arange(T)[None, :] >= 1)
+    if active is not None:
+        s = np.clip(active / np.maximum(installs, 1.0)[:, None], 1e-6, 1 - 1e-6)
+        w = np.where(later, s / (1 - s), 0.0)
+    else:
+        w = later.astype(np.float64)
+    total = w.sum(axis=1)
+    log_t = np.log(np.maximum(np.arange(T), 1))[None, :]
+    mean_log = np.where(total > 0, (w * log_t).sum(axis=1) / np.where(total > 0, total, 1.0), np.log(ref_age))
+    return np.exp(mean_log)
 
 
 def _log_survival(params: dict, x) -> jnp.ndarray:
@@ -437,6 +469,26 @@ def _as_log_a(data: CohortCurveData, name: str, lvl: int) -> bool:
     """Whether the centred elements of ``name`` at level ``lvl`` are sampled as ``log a`` (see :func:`model`): the
     finest level of ``log_kappa``."""
     return name == "log_kappa" and lvl == _levels(data, name)[-1][1]
+
+
+def _raw_offset(values: dict, data: CohortCurveData, name: str, lvl: int):
+    """``offset`` of the centred elements of ``name`` at level ``lvl`` (:func:`_mixed_level`): a function of
+    sites sampled before them only, so the Jacobian is 1.
+
+    * ``log_kappa`` at its finest level: ``-log m``, so the sampler moves along ``log a`` (:func:`_as_log_a`).
+    * ``log_ret`` at the cohort level (``data.level_ages`` set): ``-(log S(t*_c) - log S(ref_age))`` with the
+      survival ``S`` of the cohort's group shape at its effective age ``t*_c`` (:func:`_effective_ages`). The
+      cohort's data pin ``log s`` near ``t*_c``, i.e. ``log_ret + log S(t*_c) - log S(ref_age)``: sampled as that
+      sum, the level no longer moves with every change of its group's curve shape. On 200 simulated cohorts x 365
+      ages this halved NUTS's leapfrog steps per draw (``benchmarks/curve_geometry.py``, README)."""
+    if _as_log_a(data, name, lvl):
+        return -jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
+    if name == "log_ret" and data.level_ages is not None and lvl == len(data.level_sizes):
+        shape = {p: _level_value(values, data, p, lvl) for p in ("logit_churn", "log_kappa", "log_c")
+                 if p in param_list(data)}
+        t_star = jnp.asarray(data.level_ages, dtype=jnp.float64)
+        return -(_log_survival(shape, t_star) - _log_survival(shape, jnp.asarray(data.ref_age, dtype=jnp.float64)))
+    return 0.0
 
 
 def _level_value(values: dict, data: CohortCurveData, name: str, lvl: int):
@@ -672,9 +724,7 @@ def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, val
     indep_vals = {}
     child = None
     for suffix, lvl in reversed(levels):
-        offset = (-jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
-                  if _as_log_a(data, name, lvl) else 0.0)
-        value = raws[lvl] + offset
+        value = raws[lvl] + _raw_offset(values, data, name, lvl)
         if child is not None:
             idx = np.asarray(data.parent[child])[indep[child]]
             has, anchored = anchor(raws[lvl], indep_vals[child][indep[child]], child, counts[lvl], idx)
@@ -699,12 +749,22 @@ def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, val
     numpyro.factor(f"{name}_prior", lp)
 
 
+def _sampling_order(data: CohortCurveData) -> list[str]:
+    """:func:`param_list` with ``log_ret`` after the curve shape, whose values its offset needs
+    (:func:`_raw_offset`); the order of the sites does not change the model."""
+    names = list(param_list(data))
+    if "log_ret" in names:
+        names.remove("log_ret")
+        names.insert(max(names.index(p) for p in ("logit_churn", "log_kappa", "log_c") if p in names) + 1, "log_ret")
+    return names
+
+
 def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> None:
     """NumPyro model (module docstring): nested partially pooled curve parameters with mixed centring,
     beta-binomial (or moment-matched normal) actives and zero-inflated log-normal revenue per cell."""
     pr = priors or CohortCurvePriors()
     values = {}
-    for p in param_list(data):
+    for p in _sampling_order(data):
         counts = anchor_counts(data, p)
         if counts:
             _anchored_param(p, data, pr, values, counts)
@@ -715,9 +775,8 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
         current = mu[None]
         for suffix, lvl in _levels(data, p):
             sd = numpyro.sample(f"{p}_sd_{suffix}", dist.HalfNormal(pr.group_sd))
-            offset = (-jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
-                      if _as_log_a(data, p, lvl) else 0.0)
-            value = _mixed_level(f"{p}_{suffix}", current[data.parent[lvl]], sd, _centered(data, p, lvl), offset)
+            value = _mixed_level(f"{p}_{suffix}", current[data.parent[lvl]], sd, _centered(data, p, lvl),
+                                 _raw_offset(values, data, p, lvl))
             current = numpyro.deterministic(f"{p}_{suffix}", value)
             values[f"{p}_{suffix}"] = current
     params = cohort_params(values, data)
@@ -763,13 +822,17 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     revenue likelihood of big cohorts is ~1e16 nats off and warmup wastes most of its budget."""
     pr = priors or CohortCurvePriors()
     values = {}
+    at_loc = {}  # every parameter's value at every level at the start: its prior location
+    for p in param_list(data):
+        loc, _ = _prior_loc_scale(p, data, pr)
+        at_loc[f"{p}_mu"] = jnp.asarray(loc)
+        at_loc.update({f"{p}_{suffix}": jnp.full(len(data.parent[lvl]), loc) for suffix, lvl in _levels(data, p)})
     for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
         counts = anchor_counts(data, p)
         values[f"{p}_mu_raw" if counts else f"{p}_mu"] = jnp.asarray(0.0 if counts.get("mu", [0])[0] else loc)
         for suffix, lvl in _levels(data, p):
-            shift = (float(jax.nn.log_sigmoid(_prior_loc_scale("logit_churn", data, pr)[0]))
-                     if _as_log_a(data, p, lvl) else 0.0)
+            shift = -_raw_offset(at_loc, data, p, lvl)  # raw = value - offset
             values[f"{p}_sd_{suffix}"] = jnp.asarray(0.2)
             centred = _independent(data, p, lvl) if counts else _centered(data, p, lvl)
             if lvl in counts:  # anchored elements start at eta = 0, the mean of their children

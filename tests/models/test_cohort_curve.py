@@ -8,7 +8,6 @@ import scipy.special as sp
 import scipy.stats as st
 
 import jax.numpy as jnp
-from jax.nn import log_sigmoid as jax_log_sigmoid
 
 from btyd_ltv.data.portfolio import sbg_survival, simulate_portfolio
 from btyd_ltv.errors import DataValidationError
@@ -460,8 +459,7 @@ def test_anchored_parents_change_coordinates_not_the_model(effects):
             value, sd, n = np.asarray(vals[f"{p}_{suffix}"]), float(z[f"{p}_sd_{suffix}"]), counts[prev]
             log_jac += np.sum(np.where(n > 0, np.log(sd / np.sqrt(np.maximum(n, 1))), 0.0))
             anchored += int((n > 0).sum())
-            offset = (-np.asarray(jax_log_sigmoid(cc._level_value(vals, new, "logit_churn", lvl)))
-                      if cc._as_log_a(new, p, lvl) else 0.0)
+            offset = np.asarray(cc._raw_offset(vals, new, p, lvl))
             centred = cc._centered(old, p, lvl)
             z_old[f"{p}_{suffix}_raw"] = jnp.asarray(np.where(centred, value - offset,
                                                               (value - parent[new.parent[lvl]]) / sd))
@@ -483,3 +481,60 @@ def test_anchored_parents_change_coordinates_not_the_model(effects):
             idx = np.asarray(new.parent[clvl])
             for j in np.flatnonzero(counts.get(lvl, np.zeros(0)) > 0):
                 np.testing.assert_allclose(mine[j], kids[indep & (idx == j)].mean(), rtol=1e-12)
+
+
+def test_level_offsets_change_coordinates_not_the_model():
+    """Centred cohort retention levels are sampled relative to the level their group's curve shape implies at the
+    cohort's effective age (``raw = log_ret + log S(t*) - log S(ref_age)``): a function of the shape alone, so
+    at the same parameter values the log density equals that of ``level_offsets=False`` (Jacobian 1), and the
+    starting point puts every level at its prior location either way. The effective age is the information-
+    weighted geometric mean observed age: a cohort observed at ages 0..k >= 1 has ``1 <= t* <= k``."""
+    from numpyro import handlers
+    from numpyro.infer.util import log_density
+
+    table, _ = _small_table()
+    kw = dict(group_cols=("app", "campaign"), centered_min_ages=3, centered_min_actives=5000)
+    new, _ = cc.make_data(table, **kw)
+    old, _ = cc.make_data(table, level_offsets=False, **kw)
+    assert old.level_ages is None and new.level_ages is not None
+    later = new.n_observed >= 2  # a cohort seen at age 0 only gets the reference age
+    assert np.all(new.level_ages[later] >= 1) and np.all(new.level_ages[later] <= new.n_observed[later] - 1 + 1e-9)
+    np.testing.assert_allclose(new.level_ages[~later], new.ref_age)
+    cohort = len(new.level_sizes)
+    centred = new.centered[-1][new.cohort_effects.index("log_ret")]
+    assert 0 < centred.sum() < len(centred)  # both kinds of cohort element are exercised
+    rng = np.random.default_rng(8)
+    z = {k: np.asarray(v) + 0.3 * rng.standard_normal(np.shape(v)) for k, v in cc.init_values(new).items()}
+    z = {k: jnp.asarray(np.abs(v) + 0.05 if "_sd_" in k else v) for k, v in z.items()}
+    ld_new, tr = log_density(cc.model, (new,), {}, z)
+    vals = {k: v["value"] for k, v in tr.items() if v["type"] == "deterministic"}
+    offset = np.asarray(cc._raw_offset(vals, new, "log_ret", cohort))
+    assert np.ptp(offset) > 1e-3  # cohorts of different ages get different offsets
+    z_old = dict(z)
+    z_old["log_ret_cohort_raw"] = jnp.asarray(np.where(centred, np.asarray(vals["log_ret_cohort"]),
+                                                       np.asarray(z["log_ret_cohort_raw"])))
+    ld_old, tr_old = log_density(cc.model, (old,), {}, z_old)
+    for k, v in vals.items():
+        np.testing.assert_allclose(np.asarray(tr_old[k]["value"]), np.asarray(v), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(float(ld_new), float(ld_old), rtol=1e-12)
+    for data in (new, old):
+        start = handlers.trace(handlers.substitute(cc.model, data=cc.init_values(data))).get_trace(data)
+        level = np.asarray(start["log_ret_cohort"]["value"])
+        np.testing.assert_allclose(level[centred], new.log_retention_center, rtol=1e-12)
+
+
+def test_effective_ages_weight_the_ages_that_pin_the_level():
+    """``t*`` is ``exp`` of the ``s / (1 - s)``-weighted mean ``log t`` over the observed ages ``>= 1``: checked
+    by hand on two cohorts, one of them with a gap; equal weights without active users."""
+    observed = np.array([[1, 1, 1, 1, 0], [1, 1, 0, 1, 1]], dtype=bool)
+    installs = np.array([100.0, 50.0])
+    active = np.array([[100.0, 50, 20, 10, 0], [50, 25, 0, 10, 5]])
+    got = cc._effective_ages(observed, active, installs, ref_age=2.0)
+    w0 = np.array([0.5 / 0.5, 0.2 / 0.8, 0.1 / 0.9])
+    w1 = np.array([0.5 / 0.5, 0.2 / 0.8, 0.1 / 0.9])
+    np.testing.assert_allclose(got[0], np.exp((w0 * np.log([1, 2, 3])).sum() / w0.sum()), rtol=1e-12)
+    np.testing.assert_allclose(got[1], np.exp((w1 * np.log([1, 3, 4])).sum() / w1.sum()), rtol=1e-12)
+    flat = cc._effective_ages(observed, None, installs, ref_age=2.0)
+    np.testing.assert_allclose(flat, [np.exp(np.log([1, 2, 3]).mean()), np.exp(np.log([1, 3, 4]).mean())])
+    only_day0 = cc._effective_ages(np.array([[True, False]]), np.array([[5.0, 0.0]]), np.array([5.0]), 3.0)
+    np.testing.assert_allclose(only_day0, [3.0])
