@@ -114,6 +114,11 @@ def main() -> None:
           f"({wall / 60:.1f} min) including compile; {steps:.0f} leapfrog steps per draw; divergences "
           f"{diag.divergences}; max R-hat {diag.max_rhat:.3f}; min bulk ESS {diag.min_ess_bulk:.0f} "
           f"({diag.min_ess_bulk / wall:.2f} ESS/s)")
+    stats = idata.sample_stats
+    for c in range(args.chains):  # a chain that disagrees with the others shows here
+        print(f"  chain {c}: {int(np.asarray(stats['diverging'][c]).sum())} divergences, "
+              f"{float(np.asarray(stats['n_steps'][c]).mean()):.0f} steps per draw, step size "
+              f"{float(np.asarray(stats['step_size'][c]).mean()):.3g}")
     if args.warmup + args.draws < 2000:  # a shortened run: what the full protocol would cost at this step count
         per_iteration = (wall - compile_s) / (args.warmup + args.draws)
         print(f"extrapolated to 1000 warmup + 1000 draws at the same steps per draw: "
