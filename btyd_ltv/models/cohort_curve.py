@@ -113,6 +113,7 @@ RETENTION_PARAMS = {
     "bdw": ("logit_churn", "log_kappa", "log_c"),
     "bgbb-dw": ("log_ret", "logit_churn", "log_kappa", "log_c"),
 }
+SHAPE_PARAMS = ("logit_churn", "log_kappa", "log_c")  # the survival curve's shape (without the level)
 REVENUE_PARAMS = ("log_level", "rho")
 NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
 WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
@@ -300,10 +301,9 @@ def make_data(
     share = active[near].sum() / (installs[:, None] * near)[near].sum() if has_active and near.any() else 0.3
     share = float(np.clip(share, 1e-6, 1 - 1e-6))
     users = active if has_active else installs[:, None] * np.where(ages_grid == 0, 1.0, share)
-    shape_params = [p for p in names if p in ("logit_churn", "log_kappa", "log_c")]
     level_ages = None
     if level_offsets and level_param == "log_ret" and "log_ret" in cohort_effects and not any(
-            p in cohort_effects for p in shape_params):
+            p in cohort_effects for p in SHAPE_PARAMS):
         level_ages = _effective_ages(observed, active if has_active else None, installs, ref_age)
     paying = observed & (revenue > 0) & (users > 0)
     ref_users = float(np.median(users[paying])) if paying.any() else 1.0
@@ -484,10 +484,9 @@ def _raw_offset(values: dict, data: CohortCurveData, name: str, lvl: int):
     if _as_log_a(data, name, lvl):
         return -jax.nn.log_sigmoid(_level_value(values, data, "logit_churn", lvl))
     if name == "log_ret" and data.level_ages is not None and lvl == len(data.level_sizes):
-        shape = {p: _level_value(values, data, p, lvl) for p in ("logit_churn", "log_kappa", "log_c")
-                 if p in param_list(data)}
-        t_star = jnp.asarray(data.level_ages, dtype=jnp.float64)
-        return -(_log_survival(shape, t_star) - _log_survival(shape, jnp.asarray(data.ref_age, dtype=jnp.float64)))
+        shape = {p: _level_value(values, data, p, lvl) for p in SHAPE_PARAMS if p in param_list(data)}
+        # log S(t*) - log S(ref_age) is log_retention with a zero level (t* >= 1)
+        return -log_retention(data.retention, {**shape, "log_ret": 0.0}, data.level_ages, data.ref_age)
     return 0.0
 
 
@@ -755,7 +754,7 @@ def _sampling_order(data: CohortCurveData) -> list[str]:
     names = list(param_list(data))
     if "log_ret" in names:
         names.remove("log_ret")
-        names.insert(max(names.index(p) for p in ("logit_churn", "log_kappa", "log_c") if p in names) + 1, "log_ret")
+        names.insert(max(names.index(p) for p in SHAPE_PARAMS if p in names) + 1, "log_ret")
     return names
 
 
