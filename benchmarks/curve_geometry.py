@@ -77,6 +77,12 @@ def main() -> None:
           f"{int(np.asarray(extra['diverging']).sum())} divergences, step size "
           f"{float(mcmc.last_state.adapt_state.step_size):.4f}")
     samples = mcmc.get_samples()
+    import arviz as az
+
+    ess = {n: float(np.min(az.ess(az.convert_to_dataset({n: np.asarray(samples[n])[None]}))[n].values))
+           for n in cc.param_names(data) if n in samples}  # the hyper-parameters: portfolio means and sds
+    low = sorted(ess, key=ess.get)[:5]
+    print("lowest bulk ESS of the hyper-parameters (one chain): " + ", ".join(f"{n} {ess[n]:.0f}" for n in low))
     names, cols = [], []
     for site in sorted(samples):
         if not (site.endswith("_raw") or "_sd_" in site or site.endswith("_mu") or site in cc.NOISE_PARAMS):

@@ -48,10 +48,12 @@ retention level is sampled as ``log_ret + log S(t*) - log S(ref_age)``, the log 
 effective age ``t*`` (the information-weighted geometric mean of its observed ages) given its group's shape: the
 quantity its data pin whatever the shape, so the level no longer has to move with every step of the campaign's
 churn and polarisation (``level_offsets=False`` in :func:`make_data` samples ``log_ret`` itself).
-Above the finest level, a group element (and the portfolio mean) with centred children is *anchored* on them:
-it is sampled as ``eta`` with ``theta_j = mean(children) + sd_child / sqrt(n_j) eta`` (its conditional given
-its children, so ``eta`` stays near a standard normal whatever the sds), the Jacobian added to the density
-(``anchored=False`` in :func:`make_data` samples it relative to its parent instead; same model).
+Above the finest level, the group elements and the portfolio mean are *anchored* on the centred elements below
+them: each is sampled as ``eta`` with ``theta_j = m_j + s_j eta``, where ``N(m_j, s_j^2)`` is its exact normal
+conditional given its parent, the between-group sds and the centred elements of its subtree (backward
+filtering, forward sampling on the tree), so ``eta`` stays a standard normal whatever the sds; the Jacobian is
+added to the density. A group element none of whose children is centred is itself centred (:func:`independent`).
+``anchored=False`` in :func:`make_data` samples every group element relative to its parent instead (same model).
 
 **Likelihood** on cohort x age cells (its cost grows with cells, never with users):
 
@@ -100,7 +102,7 @@ from btyd_ltv.models import _fused_cells
 __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
-    "expected_revenue_per_install", "predictive_ltv",
+    "expected_revenue_per_install", "predictive_ltv", "is_anchored", "independent", "mu_site",
     "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
 ]
 
@@ -147,7 +149,7 @@ class CohortCurveData(NamedTuple):
     revenue_likelihood: str = "lognormal"  # positive part of a cell's revenue: log-normal, gamma or whale mixture
     ref_users: float = 1.0  # median active users of the cells with revenue: the reference size of the whale rate
     precision: str = "float64"  # cell arithmetic of the fused normal x log-normal pass (float64 or float32)
-    anchored: bool = True  # group elements and portfolio means sampled relative to their children (model)
+    anchored: bool = True  # group elements and portfolio means sampled from their conditional (model)
     level_ages: np.ndarray | None = None  # (C,) effective age t*_c of each cohort's retention level (model); None: off
 
 
@@ -207,8 +209,8 @@ def make_data(
     choose which cohort elements are centred (module docstring; the model is the same either way).
     ``precision="float32"`` evaluates the cells of the normal x log-normal likelihood in
     single precision with double-precision sums (:mod:`btyd_ltv.models._fused_cells`; about twice as fast).
-    ``anchored=False`` samples every group element and portfolio mean relative to its parent instead of its
-    children (:func:`model`; the same model in other coordinates). ``level_offsets=False`` samples the centred
+    ``anchored=False`` samples every group element and portfolio mean relative to its parent instead of from
+    its conditional given the centred elements below it (:func:`model`; the same model in other coordinates). ``level_offsets=False`` samples the centred
     cohort retention levels as themselves instead of relative to the level their group's curve shape implies at
     the cohort's effective age (:func:`model`; also the same model).
     """
@@ -658,91 +660,105 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
     return jnp.where(users > 0, lp, jnp.where(pos, -jnp.inf, 0.0))
 
 
-def _independent(data: CohortCurveData, name: str, lvl: int) -> np.ndarray:
-    """Elements of ``name`` at level ``lvl`` whose value does not depend on their parent: the centred ones
-    (sampled as their value) and, above the finest level, every element (centred or anchored)."""
-    if lvl < _levels(data, name)[-1][1]:
-        return np.ones(len(data.parent[lvl]), dtype=bool)
-    return _centered(data, name, lvl)
-
-
-def anchor_counts(data: CohortCurveData, name: str) -> dict:
-    """For every level of ``name`` above its finest (and ``"mu"`` for the portfolio mean), the number of
-    independent children (:func:`_independent`) of each element; an element with at least one is *anchored*
-    (:func:`model`). Empty for the whale parameters, which stay non-centred, and when ``data.anchored`` is off."""
-    levels = _levels(data, name)
-    if not data.anchored or not levels or name in WHALE_PARAMS:
-        return {}
-    first = levels[0][1]
-    out = {"mu": np.array([_independent(data, name, first).sum()])}
-    for (_, lvl), (_, child) in zip(levels[:-1], levels[1:]):
-        out[lvl] = np.bincount(np.asarray(data.parent[child])[_independent(data, name, child)],
-                               minlength=len(data.parent[lvl]))
-    return out
+def is_anchored(data: CohortCurveData, name: str) -> bool:
+    """Whether the portfolio mean and group elements of ``name`` are sampled from their conditional given the
+    centred elements of its finest level (:func:`_anchored_param`): every parameter with a hierarchy level,
+    unless ``data.anchored`` is off, except the whale parameters, which stay non-centred."""
+    return bool(data.anchored and _levels(data, name) and name not in WHALE_PARAMS)
 
 
 def mu_site(data: CohortCurveData, name: str) -> str:
     """The sample site of the portfolio mean of ``name``: ``{name}_mu`` itself, or ``{name}_mu_raw`` when it is
     anchored on its first level (:func:`model`)."""
-    return f"{name}_mu_raw" if anchor_counts(data, name) else f"{name}_mu"
+    return f"{name}_mu_raw" if is_anchored(data, name) else f"{name}_mu"
 
 
-def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, values: dict, counts: dict) -> None:
-    """One hierarchical parameter with its parents *anchored* on their children.
+def independent(data: CohortCurveData, name: str) -> dict:
+    """For an anchored parameter (:func:`is_anchored`), which elements of each hierarchy level are sampled as
+    their own value (centred) and so inform the elements above them: at the finest level the centred ones; one
+    level up, the group elements none of whose children is centred (a group pools many cohorts, so its own
+    value is what the data pin); above that none (every element there has such a descendant). The others are
+    sampled from their conditional given them (:func:`_anchored_param`)."""
+    levels = _levels(data, name)
+    finest = levels[-1][1]
+    out = {finest: _centered(data, name, finest)}
+    informed = out[finest]  # elements with an independent element in their subtree (themselves included)
+    for (_, lvl), (_, child) in zip(reversed(levels[:-1]), reversed(levels[1:])):
+        has = np.bincount(np.asarray(data.parent[child])[informed], minlength=len(data.parent[lvl])) > 0
+        out[lvl] = ~has
+        informed = np.ones(len(has), dtype=bool)
+    return out
 
-    Every element that is not centred at the finest level is non-centred as in :func:`_mixed_level`. Above it,
-    an element ``j`` with ``n_j >= 1`` independent children ``v_i`` (centred, or themselves anchored) is
-    sampled as ``eta_j`` with ``theta_j = mean_i v_i + (sd_child / sqrt(n_j)) eta_j``, the portfolio mean
-    likewise on the first level. Evaluated bottom-up, this is a bijection with Jacobian ``prod_j sd_child /
-    sqrt(n_j)`` (added to the density), so the model is unchanged. Given its children a parent's conditional is
-    ``N(mean_i v_i, sd_child^2 / n_j)`` (times its own weaker prior), so ``eta_j`` is close to a standard normal
-    whatever the between-group sds: the centred hierarchy's funnel between a parent's location and the sd of
-    its children (Betancourt & Girolami 2015, "Hamiltonian Monte Carlo for hierarchical models") is gone while
-    the well-informed children stay centred. ``counts``: :func:`anchor_counts`.
+
+def _anchored_param(name: str, data: CohortCurveData, pr: CohortCurvePriors, values: dict) -> None:
+    """One hierarchical parameter with its group elements sampled from their exact conditional given the
+    independent elements below them.
+
+    The independent elements ``v_i`` (:func:`independent`: the centred ones of the finest level, and group
+    elements without centred children) are sampled as their own value; the other elements of the finest level
+    are non-centred. Given the between-group sds and the ``v_i``, the portfolio mean and the remaining group
+    elements are jointly normal (a linear-Gaussian tree). An upward pass collects, for every such element ``j``,
+    the information of its subtree as a normal likelihood with precision ``P_j`` and precision-weighted mean
+    ``B_j`` (an independent child adds ``(1 / sd^2, v_i / sd^2)``, a conditioned child ``k`` adds ``(P_k, B_k)
+    / (1 + sd^2 P_k)``); a downward pass then samples ``mu`` and each element given its parent ``theta_p``::
+
+        theta_j = (theta_p + sd^2 B_j) / (1 + sd^2 P_j) + sd / sqrt(1 + sd^2 P_j) eta_j
+
+    (``mu`` likewise with its prior's location and scale). This is a triangular bijection with Jacobian
+    ``prod_j sd / sqrt(1 + sd^2 P_j)``, added to the density, so the model is unchanged; ``eta`` is a standard
+    normal a posteriori whatever the sds (exactly so when the likelihood sees the groups only through the
+    independent elements), so the funnel between group locations and their sds (Betancourt & Girolami 2015,
+    "Hamiltonian Monte Carlo for hierarchical models") is gone at every level while well-informed elements stay
+    centred. This is backward filtering, forward sampling on the tree (Carter & Kohn 1994, Biometrika 81(3)).
     """
     loc, scale = _prior_loc_scale(name, data, pr)
     levels = _levels(data, name)
-    indep = {lvl: _independent(data, name, lvl) for _, lvl in levels}
+    indep = {lvl: jnp.asarray(v) for lvl, v in independent(data, name).items()}
     sds, raws = {}, {}
     for suffix, lvl in levels:
         sds[lvl] = numpyro.sample(f"{name}_sd_{suffix}", dist.HalfNormal(pr.group_sd))
         raws[lvl] = numpyro.sample(f"{name}_{suffix}_raw",
                                    dist.ImproperUniform(dist.constraints.real, (), (len(data.parent[lvl]),)))
     mu_raw = numpyro.sample(f"{name}_mu_raw", dist.ImproperUniform(dist.constraints.real, (), ()))
-    log_jac = 0.0
+    own = {lvl: raws[lvl] + _raw_offset(values, data, name, lvl) for _, lvl in levels}  # independent values
 
-    def anchor(raw, child_vals, child_lvl, n, parent_idx):
-        nonlocal log_jac
-        has = jnp.asarray(n > 0)
-        mean = jax.ops.segment_sum(child_vals, jnp.asarray(parent_idx), len(n)) / np.maximum(n, 1)
-        step = sds[child_lvl] / np.sqrt(np.maximum(n, 1))
-        log_jac = log_jac + jnp.sum(jnp.where(has, jnp.log(step), 0.0))
-        return has, mean + step * raw
+    # upward: each level's information (P, B) about its conditioned elements, from the level below
+    _, finest = levels[-1]
+    child_prec = jnp.where(indep[finest], 1.0 / sds[finest] ** 2, 0.0)
+    child_b = jnp.where(indep[finest], own[finest], 0.0) * child_prec
+    info = {}
+    for (_, lvl), (_, child) in zip(reversed(levels[:-1]), reversed(levels[1:])):
+        idx = jnp.asarray(data.parent[child])
+        n = len(data.parent[lvl])
+        P, B = jax.ops.segment_sum(child_prec, idx, n), jax.ops.segment_sum(child_b, idx, n)
+        info[lvl] = (P, B)
+        shrink = 1.0 + sds[lvl] ** 2 * P
+        child_prec = jnp.where(indep[lvl], 1.0 / sds[lvl] ** 2, P / shrink)
+        child_b = jnp.where(indep[lvl], own[lvl] / sds[lvl] ** 2, B / shrink)
+    P_mu, B_mu = jnp.sum(child_prec), jnp.sum(child_b)
 
-    # bottom-up: the independent elements
-    indep_vals = {}
-    child = None
-    for suffix, lvl in reversed(levels):
-        value = raws[lvl] + _raw_offset(values, data, name, lvl)
-        if child is not None:
-            idx = np.asarray(data.parent[child])[indep[child]]
-            has, anchored = anchor(raws[lvl], indep_vals[child][indep[child]], child, counts[lvl], idx)
-            value = jnp.where(has, anchored, value)
-        indep_vals[lvl] = value
-        child = lvl
-    n0 = counts["mu"]
-    has, anchored = anchor(mu_raw[None], indep_vals[child][indep[child]], child, n0,
-                           np.zeros(int(n0[0]), dtype=np.int32))
-    mu = jnp.where(has, anchored, mu_raw)[0]
+    # downward: mu and the conditioned elements; independent ones are their own value, the rest of the finest
+    # level non-centred (as in _mixed_level)
+    def conditional(parent, sd, P, B, eta):
+        shrink = 1.0 + sd ** 2 * P
+        step = sd / jnp.sqrt(shrink)
+        return (parent + sd ** 2 * B) / shrink + step * eta, jnp.log(step)
+
+    mu, log_jac = conditional(loc, scale, P_mu, B_mu, mu_raw)
     values[f"{name}_mu"] = numpyro.deterministic(f"{name}_mu", mu)
     lp = dist.Normal(loc, scale).log_prob(mu) + log_jac
-    # top-down: the non-centred elements and the priors
     current = mu[None]
     for suffix, lvl in levels:
         parent_vals = current[data.parent[lvl]]
-        value = jnp.where(indep[lvl], indep_vals[lvl], parent_vals + sds[lvl] * raws[lvl])
-        lp = lp + jnp.sum(jnp.where(indep[lvl], dist.Normal(parent_vals, sds[lvl]).log_prob(value),
-                                    dist.Normal(0.0, 1.0).log_prob(raws[lvl])))
+        if lvl == finest:
+            value = jnp.where(indep[lvl], own[lvl], parent_vals + sds[lvl] * raws[lvl])
+            lp = lp + jnp.sum(jnp.where(indep[lvl], dist.Normal(parent_vals, sds[lvl]).log_prob(value),
+                                        dist.Normal(0.0, 1.0).log_prob(raws[lvl])))
+        else:
+            cond, log_jac = conditional(parent_vals, sds[lvl], *info[lvl], raws[lvl])
+            value = jnp.where(indep[lvl], own[lvl], cond)
+            lp = (lp + jnp.sum(jnp.where(indep[lvl], 0.0, log_jac))
+                  + jnp.sum(dist.Normal(parent_vals, sds[lvl]).log_prob(value)))
         current = numpyro.deterministic(f"{name}_{suffix}", value)
         values[f"{name}_{suffix}"] = current
     numpyro.factor(f"{name}_prior", lp)
@@ -764,9 +780,8 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     pr = priors or CohortCurvePriors()
     values = {}
     for p in _sampling_order(data):
-        counts = anchor_counts(data, p)
-        if counts:
-            _anchored_param(p, data, pr, values, counts)
+        if is_anchored(data, p):
+            _anchored_param(p, data, pr, values)
             continue
         loc, scale = _prior_loc_scale(p, data, pr)
         mu = numpyro.sample(f"{p}_mu", dist.Normal(loc, scale))
@@ -828,14 +843,13 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
         at_loc.update({f"{p}_{suffix}": jnp.full(len(data.parent[lvl]), loc) for suffix, lvl in _levels(data, p)})
     for p in param_list(data):
         loc, _ = _prior_loc_scale(p, data, pr)
-        counts = anchor_counts(data, p)
-        values[f"{p}_mu_raw" if counts else f"{p}_mu"] = jnp.asarray(0.0 if counts.get("mu", [0])[0] else loc)
+        anchored = is_anchored(data, p)
+        values[mu_site(data, p)] = jnp.asarray(0.0 if anchored else loc)  # anchored: eta = 0
         for suffix, lvl in _levels(data, p):
             shift = -_raw_offset(at_loc, data, p, lvl)  # raw = value - offset
             values[f"{p}_sd_{suffix}"] = jnp.asarray(0.2)
-            centred = _independent(data, p, lvl) if counts else _centered(data, p, lvl)
-            if lvl in counts:  # anchored elements start at eta = 0, the mean of their children
-                centred = centred & (counts[lvl] == 0)
+            # conditioned group elements start at eta = 0, their conditional mean
+            centred = independent(data, p)[lvl] if anchored else _centered(data, p, lvl)
             values[f"{p}_{suffix}_raw"] = jnp.where(jnp.asarray(centred), loc + shift, 0.0)
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
     if data.has_active:

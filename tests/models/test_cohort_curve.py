@@ -426,13 +426,45 @@ def test_log_kappa_sampled_as_log_a_keeps_the_normal_prior_on_log_kappa(effects)
     assert np.allclose(np.asarray(start[f"log_kappa_{suffix}"]["value"])[centred], 0.0, atol=1e-12)
 
 
+def _tree_posterior(data, p, level_values, sds, loc, scale):
+    """Dense Gaussian conditioning, written independently of the model's two-pass recursion: the portfolio mean
+    and the conditioned group elements of ``p`` given its independent elements (``cc.independent``; their
+    values ``level_values[lvl]``). Prior: ``mu ~ N(loc, scale^2)``, every element ``N(parent, sd_level^2)``, so
+    two nodes covary by ``scale^2`` plus the variances of the levels on their common path. Returns the
+    posterior mean and covariance of the hidden nodes (``mu``, then the levels above the finest in order)."""
+    levels = cc._levels(data, p)
+    indep = cc.independent(data, p)
+    paths = {}  # (level, index) -> path of (level, index) pairs from the top
+    for i, (suffix, lvl) in enumerate(levels):
+        parent = np.asarray(data.parent[lvl])
+        for j in range(len(parent)):
+            up = () if i == 0 else paths[(levels[i - 1][1], int(parent[j]))]
+            paths[(lvl, j)] = up + ((lvl, j),)
+    hidden = [()] + [paths[(lvl, j)] for _, lvl in levels[:-1] for j in np.flatnonzero(~indep[lvl])]
+    observed = [paths[(lvl, j)] for _, lvl in levels for j in np.flatnonzero(indep[lvl])]
+    values = np.array([level_values[lvl][j] for _, lvl in levels for j in np.flatnonzero(indep[lvl])])
+
+    def cov(a, b):
+        common = [x for x, y in zip(a, b) if x == y]
+        return scale ** 2 + sum(sds[lvl] ** 2 for lvl, _ in common)
+
+    S_hh = np.array([[cov(a, b) for b in hidden] for a in hidden])
+    S_ho = np.array([[cov(a, b) for b in observed] for a in hidden])
+    S_oo = np.array([[cov(a, b) for b in observed] for a in observed])
+    mean = loc + S_ho @ np.linalg.solve(S_oo, values - loc)
+    post = S_hh - S_ho @ np.linalg.solve(S_oo, S_ho.T)
+    return mean, post
+
+
 @pytest.mark.parametrize("effects", [None, "all"])
 def test_anchored_parents_change_coordinates_not_the_model(effects):
-    """Anchored parents (``theta_j = mean of the centred children + sd_child / sqrt(n_j) eta_j``, bottom-up) are a
-    change of coordinates: at a random point the anchored log density equals the log density of the same values
-    in parent-relative coordinates (``anchored=False``) plus ``log|J| = sum_j log(sd_child / sqrt(n_j))`` over
-    the anchored elements, and at the starting point (``eta = 0``) every anchored element is the mean of its
-    centred children."""
+    """Anchored group elements (sampled top-down from their normal conditional given their parent and the
+    independent elements below them) are a change of coordinates: at a random point the anchored log density
+    equals the log density of the same values in parent-relative coordinates (``anchored=False``) plus ``log|J|
+    = 1/2 log det Cov(conditioned | independent elements)`` (the product of the conditional sds of a triangular
+    map), and at the starting point (``eta = 0``) the portfolio mean and every conditioned group element are the
+    posterior mean given the independent elements. Both are checked against dense Gaussian conditioning; with
+    ``cohort_effects="all"`` the shape parameters have no centred cohorts, so their campaigns are independent."""
     from numpyro import handlers
     from numpyro.infer.util import log_density
 
@@ -441,6 +473,7 @@ def test_anchored_parents_change_coordinates_not_the_model(effects):
               centered_min_actives=5000, centered_min_shape_ages=4, revenue_likelihood="whale")
     new, _ = cc.make_data(table, **kw)
     old, _ = cc.make_data(table, anchored=False, **kw)
+    pr = cc.CohortCurvePriors()
     rng = np.random.default_rng(5)
     z = {k: np.asarray(v) + 0.3 * rng.standard_normal(np.shape(v)) for k, v in cc.init_values(new).items()}
     z = {k: jnp.asarray(np.abs(v) + 0.05 if "_sd_" in k else v) for k, v in z.items()}
@@ -449,38 +482,54 @@ def test_anchored_parents_change_coordinates_not_the_model(effects):
     z_old = {k: v for k, v in z.items() if not k.endswith("_raw")}
     log_jac, anchored = 0.0, 0
     for p in cc.param_list(new):
-        counts = cc.anchor_counts(new, p)
-        if not counts:  # the whale parameters keep their coordinates
+        if not cc.is_anchored(new, p):  # the whale parameters keep their coordinates
             z_old.update({k: v for k, v in z.items() if k.startswith(p) and k.endswith("_raw")})
             continue
+        levels = cc._levels(new, p)
+        sds = {lvl: float(z[f"{p}_sd_{s}"]) for s, lvl in levels}
+        loc, scale = cc._prior_loc_scale(p, new, pr)
+        level_values = {lvl: np.asarray(vals[f"{p}_{s}"]) for s, lvl in levels}
+        _, post = _tree_posterior(new, p, level_values, sds, loc, scale)
+        log_jac += 0.5 * np.linalg.slogdet(post)[1]
+        anchored += len(post)
         z_old[f"{p}_mu"] = vals[f"{p}_mu"]
-        parent, prev = np.asarray(vals[f"{p}_mu"])[None], "mu"
-        for suffix, lvl in cc._levels(new, p):
-            value, sd, n = np.asarray(vals[f"{p}_{suffix}"]), float(z[f"{p}_sd_{suffix}"]), counts[prev]
-            log_jac += np.sum(np.where(n > 0, np.log(sd / np.sqrt(np.maximum(n, 1))), 0.0))
-            anchored += int((n > 0).sum())
+        parent = np.asarray(vals[f"{p}_mu"])[None]
+        for suffix, lvl in levels:
+            value, sd = np.asarray(vals[f"{p}_{suffix}"]), sds[lvl]
             offset = np.asarray(cc._raw_offset(vals, new, p, lvl))
             centred = cc._centered(old, p, lvl)
             z_old[f"{p}_{suffix}_raw"] = jnp.asarray(np.where(centred, value - offset,
                                                               (value - parent[new.parent[lvl]]) / sd))
-            parent, prev = value, lvl
+            parent = value
     ld_old, tr_old = log_density(cc.model, (old,), {}, z_old)
     assert anchored > 0
+    # both kinds of group element are exercised: independent ones (no centred children) and conditioned ones
+    kinds = np.concatenate([cc.independent(new, p)[1] for p in cc.param_list(new) if cc.is_anchored(new, p)])
+    assert kinds.any() and not kinds.all()
     for k, v in vals.items():
         np.testing.assert_allclose(np.asarray(tr_old[k]["value"]), np.asarray(v), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(float(ld_new), float(ld_old) + log_jac, rtol=1e-10)
 
-    start = handlers.trace(handlers.substitute(cc.model, data=cc.init_values(new))).get_trace(new)
+    start = dict(cc.init_values(new))
+    start.update({k: jnp.asarray(0.1 + 0.2 * rng.random()) for k in start if "_sd_" in k})  # distinct sds
+    for p in cc.param_list(new):  # independent elements away from the prior location
+        if cc.is_anchored(new, p):
+            for (suffix, lvl) in cc._levels(new, p):
+                shift = np.where(cc.independent(new, p)[lvl], rng.standard_normal(len(new.parent[lvl])), 0.0)
+                start[f"{p}_{suffix}_raw"] = start[f"{p}_{suffix}_raw"] + jnp.asarray(shift)
+    tr0 = handlers.trace(handlers.substitute(cc.model, data=start)).get_trace(new)
     for p in cc.param_list(new):
-        counts = cc.anchor_counts(new, p)
+        if not cc.is_anchored(new, p):
+            continue
         levels = cc._levels(new, p)
-        for (suffix, lvl), (child, clvl) in zip(levels[:-1], levels[1:]):
-            mine = np.asarray(start[f"{p}_{suffix}"]["value"])
-            kids = np.asarray(start[f"{p}_{child}"]["value"])
-            indep = cc._independent(new, p, clvl)
-            idx = np.asarray(new.parent[clvl])
-            for j in np.flatnonzero(counts.get(lvl, np.zeros(0)) > 0):
-                np.testing.assert_allclose(mine[j], kids[indep & (idx == j)].mean(), rtol=1e-12)
+        sds = {lvl: float(start[f"{p}_sd_{s}"]) for s, lvl in levels}
+        loc, scale = cc._prior_loc_scale(p, new, pr)
+        indep = cc.independent(new, p)
+        level_values = {lvl: np.asarray(tr0[f"{p}_{s}"]["value"]) for s, lvl in levels}
+        mean, _ = _tree_posterior(new, p, level_values, sds, loc, scale)
+        got = np.concatenate([np.atleast_1d(np.asarray(tr0[f"{p}_mu"]["value"]))]
+                             + [level_values[lvl][~indep[lvl]] for _, lvl in levels[:-1]])
+        np.testing.assert_allclose(got, mean, rtol=1e-9, atol=1e-9)
 
 
 def test_level_offsets_change_coordinates_not_the_model():
