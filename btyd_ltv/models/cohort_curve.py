@@ -845,11 +845,11 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
         loc, _ = _prior_loc_scale(p, data, pr)
         anchored = is_anchored(data, p)
         values[mu_site(data, p)] = jnp.asarray(0.0 if anchored else loc)  # anchored: eta = 0
+        own = independent(data, p) if anchored else None  # conditioned elements start at eta = 0
         for suffix, lvl in _levels(data, p):
             shift = -_raw_offset(at_loc, data, p, lvl)  # raw = value - offset
             values[f"{p}_sd_{suffix}"] = jnp.asarray(0.2)
-            # conditioned group elements start at eta = 0, their conditional mean
-            centred = independent(data, p)[lvl] if anchored else _centered(data, p, lvl)
+            centred = own[lvl] if anchored else _centered(data, p, lvl)
             values[f"{p}_{suffix}_raw"] = jnp.where(jnp.asarray(centred), loc + shift, 0.0)
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
     if data.has_active:
