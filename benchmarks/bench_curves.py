@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--no-level-offsets", action="store_true",
                     help="sample cohort retention levels as themselves, not relative to their group's curve shape")
     ap.add_argument("--target-accept", type=float, default=0.9)
+    ap.add_argument("--max-tree-depth", type=int, default=10,
+                    help="NUTS tree-depth cap (2^depth - 1 leapfrog steps per draw at most)")
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--progress", action="store_true",
@@ -80,7 +82,8 @@ def main() -> None:
     print(f"{C} cohorts x {T} ages = {cells:,} observed cells; simulated in {time.perf_counter() - t0:.1f} s; "
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
-          f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, "
+          f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, max tree depth "
+          f"{args.max_tree_depth}, "
           f"{'relative' if args.relative_parents else 'anchored'} parents, level offsets "
           f"{'off' if args.no_level_offsets else 'on'}")
 
@@ -104,8 +107,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     idata = fit(cc, data, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws, seed=args.seed,
-                dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False, target_accept_prob=args.target_accept,
-                warm_start=args.warm_start,
+                dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False,
+                target_accept_prob=args.target_accept, max_tree_depth=args.max_tree_depth, warm_start=args.warm_start,
                 progress_bar=args.progress, warn=False)
     wall = time.perf_counter() - t0
     diag = diagnose(idata, cc.param_names(data))
@@ -113,7 +116,8 @@ def main() -> None:
     print(f"NUTS {args.chains} chains x {args.warmup} warmup x {args.draws} draws: {wall:.0f} s "
           f"({wall / 60:.1f} min) including compile; {steps:.0f} leapfrog steps per draw; divergences "
           f"{diag.divergences}; max R-hat {diag.max_rhat:.3f}; min bulk ESS {diag.min_ess_bulk:.0f} "
-          f"({diag.min_ess_bulk / wall:.2f} ESS/s)")
+          f"({diag.min_ess_bulk / wall:.2f} ESS/s); {diag.at_max_depth} of {args.chains * args.draws} draws at the "
+          f"tree-depth cap")
     stats = idata.sample_stats
     for c in range(args.chains):  # a chain that disagrees with the others shows here
         print(f"  chain {c}: {int(np.asarray(stats['diverging'][c]).sum())} divergences, "

@@ -155,7 +155,7 @@ def fit_curves(
     o = settings.options
     idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
-                target_accept_prob=o.target_accept_prob,
+                target_accept_prob=o.target_accept_prob, max_tree_depth=o.max_tree_depth,
                 dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False,
                 warm_start=settings.warm_start)
     idata.attrs["cohort_curve"] = json.dumps({

@@ -68,13 +68,16 @@ def default_chain_method(num_chains: int) -> str:
 
 @dataclass
 class Diagnostics:
-    """Convergence summary of a fit: worst R-hat, smallest bulk/tail ESS, divergences and the messages."""
+    """Convergence summary of a fit: worst R-hat, smallest bulk/tail ESS, divergences, the messages, and the
+    draws whose trajectory reached the tree-depth cap (an efficiency count, not a failure: a capped trajectory
+    is a valid transition, and its cost in mixing shows in R-hat and ESS)."""
 
     max_rhat: float
     min_ess_bulk: float
     min_ess_tail: float
     divergences: int
     messages: list[str] = field(default_factory=list)
+    at_max_depth: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,7 +109,11 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | tuple[str, ...]) ->
         )
     if div > 0:
         msgs.append(f"{div} divergent transitions: the posterior may be biased; raise target_accept")
-    return Diagnostics(max_rhat, min_bulk, min_tail, div, msgs)
+    depth = idata.attrs.get("max_tree_depth")
+    capped = 0
+    if depth is not None and "sample_stats" in idata and "n_steps" in idata.sample_stats:
+        capped = int((np.asarray(idata.sample_stats["n_steps"]) >= 2 ** int(depth) - 1).sum())
+    return Diagnostics(max_rhat, min_bulk, min_tail, div, msgs, capped)
 
 
 def _resolve(family: ModuleType | str) -> ModuleType:
@@ -129,6 +136,7 @@ def fit(
     seed: int = 0,
     chain_method: str | None = None,
     target_accept_prob: float = 0.8,
+    max_tree_depth: int | tuple[int, int] = 10,
     dense_mass: bool | list[tuple[str, ...]] = True,
     progress_bar: bool | None = None,
     warn: bool = True,
@@ -148,6 +156,11 @@ def fit(
     num_chains, num_warmup, num_samples, seed : sampler settings; the same seed gives the same posterior on
         the same machine.
     chain_method : ``"sequential"``, ``"vectorized"`` or ``"parallel"``; default :func:`default_chain_method`.
+    max_tree_depth : NUTS stops doubling its trajectory at ``2^depth - 1`` leapfrog steps (NumPyro's default
+        10; a pair ``(warmup, sampling)`` sets the two phases apart). A lower cap bounds the cost of every
+        draw; a trajectory cut before its U-turn is still a valid transition (the cap is fixed in advance, so
+        detailed balance holds; Stan reports reaching it as an efficiency warning), only less far-reaching, so
+        the cost shows in the ESS. :func:`diagnose` counts the draws that reached the cap.
     dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters); a list of
         tuples of site names adapts a dense block for each tuple and a diagonal for the other sites (NumPyro's
         structured mass matrix), e.g. :func:`btyd_ltv.models.cohort_curve.mass_blocks`.
@@ -189,16 +202,18 @@ def fit(
             start = find_warm_start(model, model_kwargs, jax.random.fold_in(key, 2), init, fixed,
                                     dense=warm_start == "dense")
             samples, extra = _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
-                                         num_chains, num_warmup, num_samples, chain_method, progress_bar)
+                                         num_chains, num_warmup, num_samples, chain_method, progress_bar,
+                                         max_tree_depth)
         else:
             kernel = NUTS(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
-                          **({"init_strategy": init} if init is not None else {}))
+                          max_tree_depth=max_tree_depth, **({"init_strategy": init} if init is not None else {}))
             mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                         chain_method=chain_method, progress_bar=progress_bar)
             mcmc.run(key, extra_fields=_EXTRA_FIELDS, **model_kwargs)
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
         idata = _to_idata(samples, extra, dims, all_coords)
         idata.attrs["chain_method"] = chain_method
+        idata.attrs["max_tree_depth"] = int(np.ravel(max_tree_depth)[-1])  # the sampling phase's cap
         idata.attrs["warm_start"] = warm_start
         if warm_start != "none":
             idata.attrs["warm_start_iterations"] = start.iterations
@@ -226,7 +241,7 @@ def fit(
 
 
 def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob, num_chains, num_warmup,
-                num_samples, chain_method, progress_bar) -> tuple[dict, dict]:
+                num_samples, chain_method, progress_bar, max_tree_depth=10) -> tuple[dict, dict]:
     """NUTS in the coordinates ``u`` of a :class:`WarmStart` (:meth:`WarmStart.affine_map`), mapped back to the
     model's sites. The map is affine with fixed coefficients, so the posterior is unchanged; it puts every
     coordinate on unit scale, where NumPyro's (Stan's) mass-matrix regularisation, which adds
@@ -238,7 +253,7 @@ def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
     if start.hessian is not None:
         dense_mass = False  # the Laplace covariance already decorrelates u; site blocks do not apply to u
     kernel = NUTS(potential_fn=lambda u: potential(to_z(u)), target_accept_prob=target_accept_prob,
-                  dense_mass=list(dense_mass) if isinstance(dense_mass, (list, tuple)) else dense_mass)
+                  max_tree_depth=max_tree_depth, dense_mass=list(dense_mass) if isinstance(dense_mass, (list, tuple)) else dense_mass)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
     u0 = {k: jnp.zeros((num_chains,) + jnp.shape(v)) if num_chains > 1 else jnp.zeros_like(v)

@@ -112,6 +112,7 @@ class FitOptions:
     progress_bar: bool | None = None
     precision: str = "auto"
     target_accept_prob: float = 0.8
+    max_tree_depth: int = 10
     bgnbd_priors: bgnbd.BGNBDPriors | None = None
     gamma_gamma_priors: gg.GammaGammaPriors | None = None
 

@@ -161,14 +161,19 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     out = tmp_path / "run"
     res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
                "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out,
-               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start", "diag")
+               "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start", "diag",
+               "--max-tree-depth", 3)
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
     import json
 
     from btyd_ltv.io import read_posterior
 
-    meta = json.loads(read_posterior(out / "posterior.nc").attrs["cohort_curve"])
+    posterior = read_posterior(out / "posterior.nc")
+    steps = np.asarray(posterior.sample_stats["n_steps"])
+    assert posterior.attrs["max_tree_depth"] == 3 and steps.max() <= 7
+    assert f"{int((steps == 7).sum())} draws reached the tree-depth cap" in res.output  # 40 draws x 2 chains
+    meta = json.loads(posterior.attrs["cohort_curve"])
     assert (meta["likelihood"], meta["precision"], meta["mass"], meta["warm_start"]) == ("normal", "float32", "blocks",
                                                                                          "diag")
     coh = pd.read_csv(out / "cohorts.csv")

@@ -206,6 +206,21 @@ def test_tiny_run_warns(small_bgnbd_data):
     assert [str(w.message) for w in record if w.category is SamplingWarning] == d.messages
 
 
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_max_tree_depth_caps_the_trajectories_and_is_counted(small_bgnbd_data, seed0, warm_start):
+    """``max_tree_depth=d`` stops NUTS at 2^d - 1 leapfrog steps per draw, in both samplers (plain and warm
+    start); :func:`diagnose` counts the draws at the cap, and 0 for a fit with NumPyro's default cap of 10."""
+    idata = fit(bgnbd, small_bgnbd_data, seed=0, max_tree_depth=2, warm_start=warm_start, **SMALL)
+    steps = np.asarray(idata.sample_stats["n_steps"])
+    assert idata.attrs["max_tree_depth"] == 2
+    assert steps.max() <= 3
+    d = diagnose(idata, bgnbd.PARAM_NAMES)
+    assert d.at_max_depth == int((steps == 3).sum()) > 0  # a BG/NBD draw needs more than 3 steps
+    assert seed0.attrs["max_tree_depth"] == 10
+    assert np.asarray(seed0.sample_stats["n_steps"]).max() > 3
+    assert diagnose(seed0, bgnbd.PARAM_NAMES).at_max_depth == 0
+
+
 def test_default_chain_method():
     import jax
 

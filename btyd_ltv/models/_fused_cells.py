@@ -57,6 +57,7 @@ def _constants(data, dtype) -> dict:
     cast = lambda a: jnp.asarray(a, dtype=dtype)  # noqa: E731
     return {
         "n": jnp.asarray(n), "n_cells": cast(n[:, None]), "x": cast(x), "u": cast(u), "log_u": cast(np.log(u)),
+        "inv_u": cast(1.0 / u),
         "log_y": cast(log_y), "w_active": cast(use_active), "w_positive": cast(positive),
         "zero_users": float(u[zero].sum()), "const": float(const),
     }
@@ -85,7 +86,7 @@ def _cells(log_s, log_a, log_phi, log_k, log_tau, log_nu, k: dict, dtype, eps: f
     m = -jnp.expm1(-nu.astype(dtype) * k["u"])
     log_m = jnp.log(m)
     ek, et = jnp.exp(-log_k), jnp.exp(2.0 * log_tau)
-    cv2 = ek.astype(dtype) / k["u"] + et.astype(dtype)
+    cv2 = ek.astype(dtype) * k["inv_u"] + et.astype(dtype)
     v = jnp.log1p(cv2)
     z = k["log_y"] - k["log_u"] - log_a.astype(dtype) + log_m + 0.5 * v
     zv = z / v
@@ -94,7 +95,7 @@ def _cells(log_s, log_a, log_phi, log_k, log_tau, log_nu, k: dict, dtype, eps: f
     g_a = wp * zv
     g_nu = f64(wp * (1.0 - zv) * k["u"] * (1.0 - m) / m).sum() * nu - nu * k["zero_users"]
     g_v = wp * (0.5 * (zv * zv - zv) - 0.5 / v) / (1.0 + cv2)
-    g_k = -ek * f64(g_v / k["u"]).sum()
+    g_k = -ek * f64(g_v * k["inv_u"]).sum()
     g_tau = 2.0 * et * f64(g_v).sum()
     value = -0.5 * l_active + l_revenue - nu * k["zero_users"] + k["const"]
     return value, (g_s, g_a, g_phi, g_k, g_tau, g_nu)
@@ -129,16 +130,22 @@ def _with_partials(forward):
     return total
 
 
-def cumsum(x: jnp.ndarray, block: int = 16) -> jnp.ndarray:
-    """Cumulative sum along the last axis of a 2-d array: within blocks of ``block`` ages by a triangular
-    matrix product, then the running block totals. On XLA's CPU backend about twice as fast as ``jnp.cumsum``
-    (a 1,000 x 365 grid: 1.2 vs 2.3 ms in float64, 0.5 vs 2.1 ms in float32)."""
+def cumsum(x: jnp.ndarray, block: int = 16, reverse: bool = False) -> jnp.ndarray:
+    """Cumulative sum along the last axis of a 2-d array (``reverse``: from the end, ``y_t = sum_{s >= t} x_s``):
+    within blocks of ``block`` ages by a triangular matrix product, then the running block totals. On XLA's CPU
+    backend about twice as fast as ``jnp.cumsum`` (a 1,000 x 365 grid: 1.2 vs 2.3 ms in float64, 0.5 vs 2.1 ms
+    in float32); the reverse sum uses the transposed triangle instead of flipping the grid twice (0.4 vs 1.0 ms
+    in float32)."""
     C, T = x.shape
     nb = -(-T // block)
     xp = jnp.pad(x, ((0, 0), (0, nb * block - T))).reshape(C, nb, block)
-    within = xp @ jnp.triu(jnp.ones((block, block), x.dtype))
-    totals = within[:, :, -1]
-    offsets = jnp.cumsum(totals, axis=1) - totals
+    ones = jnp.ones((block, block), x.dtype)
+    within = xp @ (jnp.tril(ones) if reverse else jnp.triu(ones))
+    totals = within[:, :, 0] if reverse else within[:, :, -1]
+    if reverse:
+        offsets = jnp.flip(jnp.cumsum(jnp.flip(totals, axis=1), axis=1), axis=1) - totals
+    else:
+        offsets = jnp.cumsum(totals, axis=1) - totals
     return (within + offsets[:, :, None]).reshape(C, nb * block)[:, :T]
 
 
@@ -166,7 +173,7 @@ def sbg_log_likelihood(a, kappa, log_pi, level, rho, noise: dict, data, age_cent
         log_s = jnp.concatenate([jnp.zeros((C, 1), dtype), log_s], axis=1)
         log_a = level.astype(dtype)[:, None] + rho.astype(dtype)[:, None] * log_age
         value, (g_s, g_a, *rest) = _cells(log_s, log_a, log_phi, log_k, log_tau, log_nu, k, dtype, eps)
-        big_g = jnp.flip(cumsum(jnp.flip(g_s[:, 1:], axis=1)), axis=1)  # G_i = sum_{t > i} g_s(t)
+        big_g = cumsum(g_s[:, 1:], reverse=True)  # G_i = sum_{t > i} g_s(t)
         b_i = den - a_
         g_a_coh = -jnp.sum((big_g / b_i).astype(jnp.float64), axis=1)
         g_kappa = jnp.sum((big_g * a_ / (den * b_i)).astype(jnp.float64), axis=1)

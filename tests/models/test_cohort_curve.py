@@ -369,6 +369,9 @@ def test_blocked_cumsum_equals_numpy(T):
     x = RNG.normal(size=(3, T))
     np.testing.assert_allclose(np.asarray(cc._fused_cells.cumsum(jnp.asarray(x))), np.cumsum(x, axis=1),
                                rtol=1e-12, atol=1e-12)
+    reverse = np.flip(np.cumsum(np.flip(x, axis=1), axis=1), axis=1)  # y_t = sum_{s >= t} x_s
+    np.testing.assert_allclose(np.asarray(cc._fused_cells.cumsum(jnp.asarray(x), reverse=True)), reverse,
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_mass_blocks_name_latent_sites_of_the_model():
