@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--max-tree-depth", type=int, default=10,
                     help="NUTS tree-depth cap (2^depth - 1 leapfrog steps per draw at most)")
+    ap.add_argument("--warmup-tree-depth", type=int, default=None,
+                    help="a different tree-depth cap during warmup (default: --max-tree-depth)")
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--progress", action="store_true",
@@ -83,7 +85,7 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
           f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, max tree depth "
-          f"{args.max_tree_depth}, "
+          f"{args.warmup_tree_depth or args.max_tree_depth} in warmup and {args.max_tree_depth} in sampling, "
           f"{'relative' if args.relative_parents else 'anchored'} parents, level offsets "
           f"{'off' if args.no_level_offsets else 'on'}")
 
@@ -108,7 +110,8 @@ def main() -> None:
     t0 = time.perf_counter()
     idata = fit(cc, data, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws, seed=args.seed,
                 dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False,
-                target_accept_prob=args.target_accept, max_tree_depth=args.max_tree_depth, warm_start=args.warm_start,
+                target_accept_prob=args.target_accept, warm_start=args.warm_start,
+                max_tree_depth=(args.warmup_tree_depth or args.max_tree_depth, args.max_tree_depth),
                 progress_bar=args.progress, warn=False)
     wall = time.perf_counter() - t0
     diag = diagnose(idata, cc.param_names(data))

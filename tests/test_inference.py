@@ -206,11 +206,12 @@ def test_tiny_run_warns(small_bgnbd_data):
     assert [str(w.message) for w in record if w.category is SamplingWarning] == d.messages
 
 
-@pytest.mark.parametrize("warm_start", [False, True])
-def test_max_tree_depth_caps_the_trajectories_and_is_counted(small_bgnbd_data, seed0, warm_start):
-    """``max_tree_depth=d`` stops NUTS at 2^d - 1 leapfrog steps per draw, in both samplers (plain and warm
-    start); :func:`diagnose` counts the draws at the cap, and 0 for a fit with NumPyro's default cap of 10."""
-    idata = fit(bgnbd, small_bgnbd_data, seed=0, max_tree_depth=2, warm_start=warm_start, **SMALL)
+@pytest.mark.parametrize("warm_start, depth", [(False, 2), (True, 2), (True, (10, 2))])
+def test_max_tree_depth_caps_the_trajectories_and_is_counted(small_bgnbd_data, seed0, warm_start, depth):
+    """``max_tree_depth=d`` (or ``(warmup, d)``) stops NUTS at 2^d - 1 leapfrog steps per draw, in both samplers
+    (plain and warm start); :func:`diagnose` counts the draws at the cap, and 0 for a fit with NumPyro's default
+    cap of 10."""
+    idata = fit(bgnbd, small_bgnbd_data, seed=0, max_tree_depth=depth, warm_start=warm_start, **SMALL)
     steps = np.asarray(idata.sample_stats["n_steps"])
     assert idata.attrs["max_tree_depth"] == 2
     assert steps.max() <= 3
