@@ -134,8 +134,7 @@ def cumsum(x: jnp.ndarray, block: int = 16, reverse: bool = False) -> jnp.ndarra
     """Cumulative sum along the last axis of a 2-d array (``reverse``: from the end, ``y_t = sum_{s >= t} x_s``):
     within blocks of ``block`` ages by a triangular matrix product, then the running block totals. On XLA's CPU
     backend about twice as fast as ``jnp.cumsum`` (a 1,000 x 365 grid: 1.2 vs 2.3 ms in float64, 0.5 vs 2.1 ms
-    in float32); the reverse sum uses the transposed triangle instead of flipping the grid twice (0.4 vs 1.0 ms
-    in float32)."""
+    in float32); the reverse sum uses the transposed triangle instead of flipping the grid twice."""
     C, T = x.shape
     nb = -(-T // block)
     xp = jnp.pad(x, ((0, 0), (0, nb * block - T))).reshape(C, nb, block)
