@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true",
                     help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
+    warmup_depth = args.warmup_tree_depth or args.max_tree_depth
 
     import numpyro
 
@@ -85,7 +86,7 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, {jax.default_backend()}, {jax.local_device_count()} "
           f"device(s); likelihood {args.likelihood}, retention {args.retention}, precision {args.precision}, "
           f"mass {args.mass}, warm start {args.warm_start}, target accept {args.target_accept}, max tree depth "
-          f"{args.warmup_tree_depth or args.max_tree_depth} in warmup and {args.max_tree_depth} in sampling, "
+          f"{warmup_depth} in warmup and {args.max_tree_depth} in sampling, "
           f"{'relative' if args.relative_parents else 'anchored'} parents, level offsets "
           f"{'off' if args.no_level_offsets else 'on'}")
 
@@ -111,7 +112,7 @@ def main() -> None:
     idata = fit(cc, data, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws, seed=args.seed,
                 dense_mass=cc.mass_blocks(data) if args.mass == "blocks" else False,
                 target_accept_prob=args.target_accept, warm_start=args.warm_start,
-                max_tree_depth=(args.warmup_tree_depth or args.max_tree_depth, args.max_tree_depth),
+                max_tree_depth=(warmup_depth, args.max_tree_depth),
                 progress_bar=args.progress, warn=False)
     wall = time.perf_counter() - t0
     diag = diagnose(idata, cc.param_names(data))

@@ -241,7 +241,7 @@ def fit(
 
 
 def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob, num_chains, num_warmup,
-                num_samples, chain_method, progress_bar, max_tree_depth=10) -> tuple[dict, dict]:
+                num_samples, chain_method, progress_bar, max_tree_depth) -> tuple[dict, dict]:
     """NUTS in the coordinates ``u`` of a :class:`WarmStart` (:meth:`WarmStart.affine_map`), mapped back to the
     model's sites. The map is affine with fixed coefficients, so the posterior is unchanged; it puts every
     coordinate on unit scale, where NumPyro's (Stan's) mass-matrix regularisation, which adds
@@ -253,7 +253,8 @@ def _run_scaled(start, model, model_kwargs, key, dense_mass, target_accept_prob,
     if start.hessian is not None:
         dense_mass = False  # the Laplace covariance already decorrelates u; site blocks do not apply to u
     kernel = NUTS(potential_fn=lambda u: potential(to_z(u)), target_accept_prob=target_accept_prob,
-                  max_tree_depth=max_tree_depth, dense_mass=list(dense_mass) if isinstance(dense_mass, (list, tuple)) else dense_mass)
+                  max_tree_depth=max_tree_depth,
+                  dense_mass=list(dense_mass) if isinstance(dense_mass, (list, tuple)) else dense_mass)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
     u0 = {k: jnp.zeros((num_chains,) + jnp.shape(v)) if num_chains > 1 else jnp.zeros_like(v)

@@ -214,6 +214,8 @@ def fit_btyd(
         seed=options.seed,
         chain_method=options.chain_method,
         progress_bar=options.progress_bar,
+        target_accept_prob=options.target_accept_prob,
+        max_tree_depth=options.max_tree_depth,
         warn=False,
     )
     diagnostics: dict[str, Diagnostics] = {}
@@ -334,7 +336,7 @@ def fit_ziln(
     idata = fit(ziln, data, priors=priors, method=options.method, num_chains=options.num_chains,
                 num_warmup=options.num_warmup, num_samples=options.num_samples, seed=options.seed,
                 chain_method=options.chain_method, progress_bar=options.progress_bar, warn=False, coords=coords,
-                target_accept_prob=options.target_accept_prob)
+                target_accept_prob=options.target_accept_prob, max_tree_depth=options.max_tree_depth)
     idata.attrs["design"] = design.to_json()
     names = ziln.param_names(data)
     diagnostics = {"ziln": diagnose(idata, names)}

@@ -141,10 +141,7 @@ def cumsum(x: jnp.ndarray, block: int = 16, reverse: bool = False) -> jnp.ndarra
     ones = jnp.ones((block, block), x.dtype)
     within = xp @ (jnp.tril(ones) if reverse else jnp.triu(ones))
     totals = within[:, :, 0] if reverse else within[:, :, -1]
-    if reverse:
-        offsets = jnp.flip(jnp.cumsum(jnp.flip(totals, axis=1), axis=1), axis=1) - totals
-    else:
-        offsets = jnp.cumsum(totals, axis=1) - totals
+    offsets = jax.lax.cumsum(totals, axis=1, reverse=reverse) - totals
     return (within + offsets[:, :, None]).reshape(C, nb * block)[:, :T]
 
 
