@@ -23,6 +23,7 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
 
 
 def main() -> None:
@@ -55,6 +56,8 @@ def main() -> None:
                     help="a different tree-depth cap during warmup (default: --max-tree-depth)")
     ap.add_argument("--gradient-only", action="store_true", help="time the gradient and stop (no NUTS run)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None, metavar="PATH",
+                    help="write the posterior (hyper-parameters and sample stats) to this NetCDF file")
     ap.add_argument("--progress", action="store_true",
                     help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
@@ -131,8 +134,19 @@ def main() -> None:
         per_iteration = (wall - compile_s) / (args.warmup + args.draws)
         print(f"extrapolated to 1000 warmup + 1000 draws at the same steps per draw: "
               f"{(compile_s + 2000 * per_iteration) / 60:.0f} min (an extrapolation, not a measurement)")
-    summary = az.summary(idata, var_names=cc.param_names(data), kind="diagnostics")
+    summary = az.summary(idata, var_names=cc.param_names(data), kind="diagnostics", round_to=4)
     print("lowest bulk ESS:\n" + summary.sort_values("ess_bulk").head(5).to_string())
+    worst = summary.sort_values("r_hat", ascending=False).head(5).index  # scalar sites: index = site name
+    chain_means = pd.DataFrame({v: idata.posterior[v].mean("draw").values for v in worst},
+                               index=[f"chain {c}" for c in range(args.chains)]).T
+    print("highest R-hat and each chain's mean (where chains disagree):\n"
+          + pd.concat([summary.loc[worst, ["r_hat"]], chain_means], axis=1).to_string())
+    if args.save:
+        from btyd_ltv.io import write_netcdf
+
+        keep = [v for v in cc.param_names(data) if v in idata.posterior]
+        write_netcdf(az.InferenceData(posterior=idata.posterior[keep], sample_stats=idata.sample_stats), args.save)
+        print(f"posterior written to {args.save}")
 
 
 if __name__ == "__main__":

@@ -287,8 +287,7 @@ class WarmStart:
 
     def scales(self) -> dict:
         """``h^-1/2`` per element (1 where ``h <= 0``), clipped to ``[1e-6, 10]``."""
-        return {k: np.where(h > 0, 1.0 / np.sqrt(np.where(h > 0, h, 1.0)), 1.0).clip(1e-6, 10.0)
-                for k, h in self.hessian_diagonal.items()}
+        return {k: _inverse_sqrt(h) for k, h in self.hessian_diagonal.items()}
 
     def affine_map(self):
         """``(to_z, u0)``: the map from sampler coordinates ``u`` to the model's unconstrained sites, and ``u`` at
@@ -345,15 +344,37 @@ def _matvec(a: np.ndarray):
     return lambda u: jax.ops.segment_sum(vals * u[cols], rows, num_segments=n, indices_are_sorted=True)
 
 
+def _hessian_diagonal(grad, z: dict, sites, eps: float = 1e-4) -> dict:
+    """The diagonal of the potential's Hessian at ``z`` for each site in ``sites``: one probe per site, by central
+    differences of the gradient (exact where a site's elements do not interact with each other)."""
+    out = {}
+    for k in sorted(sites):
+        shift = {j: (jnp.full_like(v, eps) if j == k else jnp.zeros_like(v)) for j, v in z.items()}
+        up = grad(jax.tree.map(jnp.add, z, shift))[k]
+        down = grad(jax.tree.map(jnp.subtract, z, shift))[k]
+        out[k] = np.asarray((up - down) / (2.0 * eps), dtype=np.float64)
+    return out
+
+
+def _inverse_sqrt(h: np.ndarray) -> np.ndarray:
+    """``h^-1/2`` per element (1 where ``h <= 0``), clipped to ``[1e-6, 10]``: a curvature scale."""
+    return np.where(h > 0, 1.0 / np.sqrt(np.where(h > 0, h, 1.0)), 1.0).clip(1e-6, 10.0)
+
+
 def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: tuple[str, ...] = (),
                     max_iter: int = 300, dense: bool = False, chunk: int = 32) -> WarmStart:
     """Starting point and mass-matrix scales for NUTS: the mode of the potential (negative log density in the
     unconstrained space) over every site but ``fixed``, by L-BFGS from the family's starting point (at most
-    ``max_iter`` iterations: it only has to reach the bulk), and there the diagonal of the Hessian, one
-    Hessian-vector product per site by central differences of the gradient. With ``dense=True`` also the full
-    Hessian over the sites not held, by forward-over-reverse Hessian-vector products, ``chunk`` unit vectors at
-    a time (one gradient's cost each: 2,000 coordinates of a 365k-cell cohort-curve model take about a minute);
-    its diagonal stands in for those sites' probes, so only the held sites are probed.
+    ``max_iter`` iterations), and there the diagonal of the Hessian, one Hessian-vector product per site by
+    central differences of the gradient. With ``dense=True`` also the full Hessian over the sites not held, by
+    forward-over-reverse Hessian-vector products, ``chunk`` unit vectors at a time (one gradient's cost each:
+    2,000 coordinates of a 365k-cell cohort-curve model take about a minute); its diagonal stands in for those
+    sites' probes, so only the held sites are probed.
+
+    L-BFGS runs in coordinates scaled by the Hessian diagonal at the starting point (a diagonal preconditioner,
+    Nocedal & Wright 2006, sec. 7.2): where parameters' curvatures span six orders of magnitude, as on long
+    cohort curves, the unscaled search stops at ``max_iter`` dozens of posterior sds from the mode in the
+    best-determined parameters, and NUTS's warmup has to cover that distance first.
 
     One probe per site gives the exact diagonal when a site's elements do not interact with each other (the
     cross terms of one site are zero), as in hierarchical models whose elements belong to different groups.
@@ -367,18 +388,31 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
                             **({"init_strategy": init_strategy} if init_strategy is not None else {}))
     z0 = info.param_info.z
     held = {k: v for k, v in z0.items() if k in fixed}
-    flat0, unravel = jax.flatten_util.ravel_pytree({k: v for k, v in z0.items() if k not in fixed})
+    free0 = {k: v for k, v in z0.items() if k not in fixed}
+    flat0, unravel = jax.flatten_util.ravel_pytree(free0)
     potential = info.potential_fn
+    grad = jax.jit(jax.grad(potential))
     value_and_grad = jax.jit(jax.value_and_grad(lambda u: potential({**held, **unravel(u)})))
+    x = np.asarray(flat0, dtype=np.float64)
+    scale = np.ones_like(x)
+    iterations, fval = 0, np.inf
+    for stage in range(2):  # unscaled, then scaled by the Hessian diagonal where the first search stopped
+        if stage:
+            h = _hessian_diagonal(grad, {**z0, **unravel(jnp.asarray(x, dtype=flat0.dtype))}, free0)
+            scale = np.asarray(jax.flatten_util.ravel_pytree(
+                {k: jnp.asarray(_inverse_sqrt(v)) for k, v in h.items()})[0], dtype=np.float64)
+        origin = x.copy()
 
-    def fun(u):
-        v, g = value_and_grad(jnp.asarray(u))
-        return float(v), np.asarray(g, dtype=np.float64)
+        def fun(v, origin=origin, scale=scale):  # x = origin + scale * v
+            f, g = value_and_grad(jnp.asarray(origin + scale * v, dtype=flat0.dtype))
+            return float(f), np.asarray(g, dtype=np.float64) * scale
 
-    res = scipy.optimize.minimize(fun, np.asarray(flat0, dtype=np.float64), jac=True, method="L-BFGS-B",
-                                  options={"maxiter": int(max_iter)})
-    x = res.x if np.isfinite(res.fun) and np.all(np.isfinite(res.x)) else np.asarray(flat0)
-    z = {**z0, **unravel(jnp.asarray(x))}
+        res = scipy.optimize.minimize(fun, np.zeros_like(x), jac=True, method="L-BFGS-B",
+                                      options={"maxiter": int(max_iter)})
+        if np.isfinite(res.fun) and np.all(np.isfinite(res.x)) and res.fun <= fval:
+            x, fval = origin + scale * res.x, float(res.fun)
+        iterations += int(res.nit)
+    z = {**z0, **unravel(jnp.asarray(x, dtype=flat0.dtype))}
     hess, dense_h, dense_sites = {}, None, ()
     if dense:  # the full Hessian over the sites not held (same flattening as the mode); its diagonal is theirs
         dense_sites = tuple(sorted(k for k in z if k not in fixed))
@@ -389,14 +423,8 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
         rows = [np.asarray(hvp(eye[i:i + chunk])) for i in range(0, u_star.shape[0], chunk)]
         dense_h = np.concatenate(rows).astype(np.float64)
         hess = {k: np.asarray(v, dtype=np.float64) for k, v in unravel(jnp.asarray(np.diag(dense_h))).items()}
-    grad = jax.jit(jax.grad(potential))
-    eps = 1e-4
-    for k in sorted(set(z) - set(hess)):
-        shift = {j: (jnp.full_like(v, eps) if j == k else jnp.zeros_like(v)) for j, v in z.items()}
-        up = grad(jax.tree.map(jnp.add, z, shift))[k]
-        down = grad(jax.tree.map(jnp.subtract, z, shift))[k]
-        hess[k] = np.asarray((up - down) / (2.0 * eps), dtype=np.float64)
-    return WarmStart(z=z, hessian_diagonal=hess, iterations=int(res.nit), potential=float(res.fun),
+    hess.update(_hessian_diagonal(grad, z, set(z) - set(hess)))
+    return WarmStart(z=z, hessian_diagonal=hess, iterations=iterations, potential=fval,
                      potential_fn=potential, hessian=dense_h, dense_sites=dense_sites)
 
 
