@@ -125,6 +125,10 @@ def main() -> None:
           f"{diag.divergences}; max R-hat {diag.max_rhat:.3f}; min bulk ESS {diag.min_ess_bulk:.0f} "
           f"({diag.min_ess_bulk / wall:.2f} ESS/s); {diag.at_max_depth} of {args.chains * args.draws} draws at the "
           f"tree-depth cap")
+    if args.warm_start:
+        unscaled, scaled = idata.attrs["warm_start_potentials"]
+        print(f"warm start: {idata.attrs['warm_start_iterations']} L-BFGS iterations; potential {unscaled:,.1f} "
+              f"after the unscaled search, {scaled:,.1f} after the curvature-scaled one")
     stats = idata.sample_stats
     for c in range(args.chains):  # a chain that disagrees with the others shows here
         print(f"  chain {c}: {int(np.asarray(stats['diverging'][c]).sum())} divergences, "

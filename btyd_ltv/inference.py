@@ -217,6 +217,7 @@ def fit(
         idata.attrs["warm_start"] = warm_start
         if warm_start != "none":
             idata.attrs["warm_start_iterations"] = start.iterations
+            idata.attrs["warm_start_potentials"] = list(start.stage_potentials)  # after each L-BFGS search
     else:
         raise ValueError(f"method must be 'nuts' or 'map', got {method!r}")
     with warnings.catch_warnings():
@@ -284,6 +285,7 @@ class WarmStart:
     potential_fn: Any = None
     hessian: np.ndarray | None = None
     dense_sites: tuple = ()
+    stage_potentials: tuple = ()  # the potential after the unscaled and after the curvature-scaled search
 
     def scales(self) -> dict:
         """``h^-1/2`` per element (1 where ``h <= 0``), clipped to ``[1e-6, 10]``."""
@@ -371,10 +373,12 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
     2,000 coordinates of a 365k-cell cohort-curve model take about a minute); its diagonal stands in for those
     sites' probes, so only the held sites are probed.
 
-    L-BFGS runs in coordinates scaled by the Hessian diagonal at the starting point (a diagonal preconditioner,
-    Nocedal & Wright 2006, sec. 7.2): where parameters' curvatures span six orders of magnitude, as on long
-    cohort curves, the unscaled search stops at ``max_iter`` dozens of posterior sds from the mode in the
-    best-determined parameters, and NUTS's warmup has to cover that distance first.
+    The search runs twice, each time for at most ``max_iter`` iterations: first in the model's coordinates, then
+    from where it stopped in coordinates scaled by the Hessian diagonal there (a diagonal preconditioner;
+    Nocedal & Wright 2006, sec. 7.2). Where curvatures span six orders of magnitude, as on long cohort curves,
+    the first search stops at ``max_iter`` far from the mode in the best-determined parameters, and NUTS's warmup
+    has to cover that distance first; the scaled search closes it in a few iterations. It does not start scaled:
+    far from the mode the curvature misleads. ``stage_potentials`` holds the potential after each search.
 
     One probe per site gives the exact diagonal when a site's elements do not interact with each other (the
     cross terms of one site are zero), as in hierarchical models whose elements belong to different groups.
@@ -395,7 +399,7 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
     value_and_grad = jax.jit(jax.value_and_grad(lambda u: potential({**held, **unravel(u)})))
     x = np.asarray(flat0, dtype=np.float64)
     scale = np.ones_like(x)
-    iterations, fval = 0, np.inf
+    iterations, fval, stages = 0, np.inf, []
     for stage in range(2):  # unscaled, then scaled by the Hessian diagonal where the first search stopped
         if stage:
             h = _hessian_diagonal(grad, {**z0, **unravel(jnp.asarray(x, dtype=flat0.dtype))}, free0)
@@ -412,6 +416,7 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
         if np.isfinite(res.fun) and np.all(np.isfinite(res.x)) and res.fun <= fval:
             x, fval = origin + scale * res.x, float(res.fun)
         iterations += int(res.nit)
+        stages.append(fval)
     z = {**z0, **unravel(jnp.asarray(x, dtype=flat0.dtype))}
     hess, dense_h, dense_sites = {}, None, ()
     if dense:  # the full Hessian over the sites not held (same flattening as the mode); its diagonal is theirs
@@ -425,7 +430,7 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
         hess = {k: np.asarray(v, dtype=np.float64) for k, v in unravel(jnp.asarray(np.diag(dense_h))).items()}
     hess.update(_hessian_diagonal(grad, z, set(z) - set(hess)))
     return WarmStart(z=z, hessian_diagonal=hess, iterations=iterations, potential=fval,
-                     potential_fn=potential, hessian=dense_h, dense_sites=dense_sites)
+                     potential_fn=potential, hessian=dense_h, dense_sites=dense_sites, stage_potentials=tuple(stages))
 
 
 def _init_strategy(module: ModuleType, data: Any, priors: Any):

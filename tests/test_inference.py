@@ -304,6 +304,9 @@ def test_find_warm_start_reaches_the_mode_when_curvatures_span_orders_of_magnitu
     assert np.abs((plain.x - mode) / scales).max() > 10.0  # the unscaled search alone does not get there
     start = find_warm_start(_ill_conditioned, kwargs, jax.random.PRNGKey(0), max_iter=30)
     assert np.abs((np.asarray(start.z["x"]) - mode) / scales).max() < 1e-2
+    unscaled, scaled = start.stage_potentials
+    np.testing.assert_allclose(unscaled, plain.fun, rtol=1e-12)  # the first search is the plain one
+    assert scaled < unscaled and scaled == start.potential
     # one probe per site moves every element at once, so it returns the Hessian's row sums 1/s^2 + 40 (the
     # documented limitation for elements that interact), which is its diagonal up to the coupling
     np.testing.assert_allclose(start.hessian_diagonal["x"], 1.0 / scales**2 + 40.0, rtol=1e-4)
@@ -411,6 +414,8 @@ def test_warm_start_fit_is_reproducible_and_its_lp_is_the_log_density(small_bgnb
     again = fit(bgnbd, small_bgnbd_data, seed=0, warm_start=mode, **{**SMALL, "num_samples": 300})
     for k in warm0.posterior.data_vars:
         np.testing.assert_array_equal(again.posterior[k].values, warm0.posterior[k].values)
+    unscaled, scaled = warm0.attrs["warm_start_potentials"]  # the potential after each L-BFGS search
+    assert np.isfinite(scaled) and scaled <= unscaled
     post, lp = warm0.posterior, warm0.sample_stats["lp"].values[0]
     for i in (0, 150, 299):
         params = {k: float(post[k].values[0, i]) for k in ("r", "alpha", "phi_dropout", "kappa_dropout")}
