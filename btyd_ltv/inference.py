@@ -169,12 +169,14 @@ def fit(
     coords : coordinate values for the family's named posterior dimensions (e.g. ``{"feature": [...]}``).
     warm_start : NUTS only, one of :data:`WARM_STARTS` (``False`` is ``"none"``, ``True`` is ``"diag"``).
         ``"diag"``: start every chain from the result of :func:`find_warm_start` (a partial posterior mode) and
-        sample in coordinates scaled by the diagonal of the Hessian there, instead of the family's starting point and the identity; for families whose sites
-        have no interaction between their own elements (e.g. :mod:`btyd_ltv.models.cohort_curve`, where every
-        element of a site belongs to a different group). ``"dense"``: sample in the coordinates that whiten the
-        Laplace approximation ``N(z*, H^-1)`` at that point (full Hessian over the sites not held; its cost is
-        one gradient per coordinate), with a diagonal mass matrix adapted in them. The attribute
-        ``idata.attrs["warm_start"]`` records ``"none"``, ``"diag"`` or ``"dense"``.
+        sample in coordinates scaled by the diagonal of the Hessian there, instead of the family's starting point
+        and the identity; for families whose sites have no interaction between their own elements (e.g.
+        :mod:`btyd_ltv.models.cohort_curve`, where every element of a site belongs to a different group).
+        ``"dense"``: sample in the coordinates that whiten the Laplace approximation ``N(z*, H^-1)`` at that point
+        (full Hessian over the sites not held; its cost is one gradient per coordinate), with a diagonal mass
+        matrix adapted in them. ``idata.attrs`` records ``"warm_start"`` (``"none"``, ``"diag"`` or ``"dense"``)
+        and, for a warm start, ``"warm_start_iterations"`` (L-BFGS iterations of both searches) and
+        ``"warm_start_potentials"`` (the potential after the unscaled and after the curvature-scaled search).
     """
     module = _resolve(family)
     model = module.model
