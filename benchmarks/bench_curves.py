@@ -148,8 +148,8 @@ def main() -> None:
     if args.save:
         from btyd_ltv.io import write_netcdf
 
-        keep = [v for v in cc.param_names(data) if v in idata.posterior]
-        write_netcdf(az.InferenceData(posterior=idata.posterior[keep], sample_stats=idata.sample_stats), args.save)
+        write_netcdf(az.InferenceData(posterior=idata.posterior[cc.param_names(data)],
+                                      sample_stats=idata.sample_stats), args.save)
         print(f"posterior written to {args.save}")
 
 

@@ -405,8 +405,7 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
     for stage in range(2):  # unscaled, then scaled by the Hessian diagonal where the first search stopped
         if stage:
             h = _hessian_diagonal(grad, {**z0, **unravel(jnp.asarray(x, dtype=flat0.dtype))}, free0)
-            scale = np.asarray(jax.flatten_util.ravel_pytree(
-                {k: jnp.asarray(_inverse_sqrt(v)) for k, v in h.items()})[0], dtype=np.float64)
+            scale = _inverse_sqrt(np.asarray(jax.flatten_util.ravel_pytree(h)[0], dtype=np.float64))
         origin = x.copy()
 
         def fun(v, origin=origin, scale=scale):  # x = origin + scale * v
