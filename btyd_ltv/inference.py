@@ -160,7 +160,8 @@ def fit(
         10; a pair ``(warmup, sampling)`` sets the two phases apart). A lower cap bounds the cost of every
         draw; a trajectory cut before its U-turn is still a valid transition (the cap is fixed in advance, so
         detailed balance holds; Stan reports reaching it as an efficiency warning), only less far-reaching, so
-        the cost shows in the ESS. :func:`diagnose` counts the draws that reached the cap.
+        the cost shows in the ESS. :func:`diagnose` counts the draws that reached the cap. ``idata.attrs``
+        records the sampling phase's cap (``"max_tree_depth"``) and ``"target_accept_prob"``.
     dense_mass : adapt a dense mass matrix (the BTYD posteriors have strongly correlated parameters); a list of
         tuples of site names adapts a dense block for each tuple and a diagonal for the other sites (NumPyro's
         structured mass matrix), e.g. :func:`btyd_ltv.models.cohort_curve.mass_blocks`.
@@ -216,6 +217,7 @@ def fit(
         idata = _to_idata(samples, extra, dims, all_coords)
         idata.attrs["chain_method"] = chain_method
         idata.attrs["max_tree_depth"] = int(np.ravel(max_tree_depth)[-1])  # the sampling phase's cap
+        idata.attrs["target_accept_prob"] = float(target_accept_prob)
         idata.attrs["warm_start"] = warm_start
         if warm_start != "none":
             idata.attrs["warm_start_iterations"] = start.iterations

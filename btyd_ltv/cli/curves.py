@@ -287,6 +287,8 @@ def backtest_command(
     draws: int = typer.Option(300, "--draws", min=1),
     tune: int = typer.Option(300, "--tune", min=0),
     seed: int = typer.Option(0, "--seed"),
+    target_accept: float = typer.Option(0.9, "--target-accept", min=0.5, max=0.999),
+    max_tree_depth: int = typer.Option(10, "--max-tree-depth", min=1, max=15, help=_DEPTH_HELP),
 ) -> None:
     """Rolling-origin backtest of the Bayesian curves and the classical baselines: writes backtest_rows.csv,
     backtest.csv and backtest.md."""
@@ -322,7 +324,8 @@ def backtest_command(
                                 period=period, cohort_effects=_effects(cohort_effects), precision=precision,
                                 mass=mass, warm_start=warm_start,
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
-                                                   progress_bar=False, target_accept_prob=0.9))
+                                                   progress_bar=False, target_accept_prob=target_accept,
+                                                   max_tree_depth=max_tree_depth))
         forecasters["bayes"] = curve_forecaster(columns, settings)
     result = bt.rolling_origin(table, forecasters, ks=[int(k) for k in _split(ks)],
                                checkpoints=[int(c) for c in _split(checkpoints)] or None, max_cutoffs=max_cutoffs,

@@ -84,6 +84,12 @@ def fit_command(
     precision: str = typer.Option("auto", "--precision",
                                   help="BG/NBD row terms: auto (float32 above 50k unique rows), float64, float32."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    target_accept: float = typer.Option(0.8, "--target-accept", min=0.5, max=0.999,
+                                        help="NUTS target acceptance probability (raise it if divergences are "
+                                             "reported)."),
+    max_tree_depth: int = typer.Option(10, "--max-tree-depth", min=1, max=15,
+                                       help="NUTS tree-depth cap: at most 2^depth - 1 leapfrog steps per draw (10 is "
+                                            "NumPyro's default); draws that reach it are counted in a note."),
     target: Optional[str] = typer.Option(None, "--target", help="ziln: revenue column to model."),
     features: Optional[str] = typer.Option(None, "--features", help="ziln: comma-separated feature columns."),
     group: Optional[str] = typer.Option(None, "--group", help="ziln: cohort/campaign column for partially "
@@ -99,7 +105,8 @@ def fit_command(
     if model == ModelKind.ziln:
         return _fit_ziln(table, info, out=out, customer_col=customer_col, target=target, features=features,
                          group=group, log1p=log1p, categorical=categorical, chains=chains, draws=draws,
-                         tune=tune, seed=seed, use_map=use_map, method=method, quiet=quiet, max_draws=max_draws)
+                         tune=tune, seed=seed, use_map=use_map, method=method, quiet=quiet, max_draws=max_draws,
+                         target_accept=target_accept, max_tree_depth=max_tree_depth)
     if info is not None and info.kind == "cohorts":
         fail(f"data set {info.name!r} is a cohort table (cohort x age); the BTYD models need a transaction log "
              "(cdnow, cdnow-master) or a customer summary (cdnow-summary)")
@@ -142,6 +149,7 @@ def fit_command(
     options = FitOptions(
         method="map" if use_map else "nuts", num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
         chain_method=method, progress_bar=False if quiet else None, precision=precision,
+        target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
     )
     settings = PredictionSettings(
         horizon=horizon, clv_months=clv_months, discount_rate=discount_rate,
@@ -166,12 +174,15 @@ def _report_and_write(result, out: Path) -> None:
     for name, diag in result.diagnostics.items():
         for msg in diag.messages:
             typer.echo(f"warning: {name}: {msg}", err=True)
+        if diag.at_max_depth:
+            typer.echo(f"note: {name}: {diag.at_max_depth} draws reached the tree-depth cap (--max-tree-depth): "
+                       "valid transitions that explore less; the cost shows in ess_bulk (params.csv)", err=True)
     for path in write_fit(result, out):
         typer.echo(f"wrote {path}")
 
 
 def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p, categorical, chains, draws, tune,
-              seed, use_map, method, quiet, max_draws) -> None:
+              seed, use_map, method, quiet, max_draws, target_accept, max_tree_depth) -> None:
     """``fit ziln``: a customer table (or a built-in transaction log turned into calibration features and
     holdout spend by :func:`btyd_ltv.data.features.spend_features`) -> ZILN regression outputs."""
     from btyd_ltv.errors import SamplingWarning
@@ -209,7 +220,8 @@ def _fit_ziln(table, info, *, out, customer_col, target, features, group, log1p,
     if os.environ.get("BTYD_LTV_NO_CACHE") is None:
         enable_compilation_cache()
     options = FitOptions(method="map" if use_map else "nuts", num_chains=chains, num_warmup=tune,
-                         num_samples=draws, seed=seed, chain_method=method, progress_bar=False if quiet else None)
+                         num_samples=draws, seed=seed, chain_method=method, progress_bar=False if quiet else None,
+                         target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
     typer.echo(f"fitting ziln on {len(table):,} customers "
                f"({'MAP' if use_map else f'NUTS {chains} chains x {draws} draws'}, seed {seed})", err=True)
     with warnings.catch_warnings():

@@ -179,6 +179,21 @@ def test_tiny_nuts_run(tmp_path, cdnow_summary):
     assert [c for c in cust.columns if c.startswith("expected_spend")] == [f"expected_spend_{s}" for s in STAT_COLS]
 
 
+def test_fit_passes_the_sampler_settings_and_notes_the_tree_depth_cap(tmp_path, cdnow_summary):
+    """--max-tree-depth and --target-accept reach NUTS: the cap bounds every draw's leapfrog steps, the posterior
+    records it, and the draws that reach it are counted in a note."""
+    cdnow_summary.reset_index().to_csv(tmp_path / "summary.csv", index=False)
+    out = tmp_path / "capped"
+    result = _ok(_run("fit", "gamma-gamma", tmp_path / "summary.csv", "--out", out, "--chains", "1", "--draws", "60",
+                      "--tune", "60", "--seed", "2", "--max-tree-depth", "1", "--target-accept", "0.95", "-q"))
+    from btyd_ltv.io import read_posterior
+
+    idata = read_posterior(out / "posterior.nc")
+    steps = np.asarray(idata.sample_stats["n_steps"])
+    assert idata.attrs["max_tree_depth"] == 1 and steps.max() == 1 and idata.attrs["target_accept_prob"] == 0.95
+    assert f"note: gamma_gamma: {int((steps == 1).sum())} draws reached the tree-depth cap" in _text(result)
+
+
 def test_datasets_command_lists_the_shipped_data():
     result = _ok(_run("datasets"))
     for name in ("cdnow", "cdnow-summary", "cdnow-master"):
@@ -344,3 +359,26 @@ def test_curves_backtest_with_learned_baselines(tmp_path, monkeypatch):
     monkeypatch.setattr(curve_gbdt, "require", missing)
     _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--baselines",
                            "lightgbm", "--out", bad), r"lightgbm", r"\[deep\]", out=bad)
+
+
+def test_curves_backtest_passes_the_sampler_settings(tmp_path, monkeypatch):
+    """--target-accept, --max-tree-depth and the chain settings reach the Bayesian curves' fit options (the fit
+    itself is replaced by the multiplier here: its cost is not what this checks)."""
+    from btyd_ltv import backtest as bt
+    from btyd_ltv import cohort_workflow
+
+    seen = {}
+
+    def forecaster(columns, settings):
+        seen["options"] = settings.options
+        return bt.multiplier(columns=columns)
+
+    monkeypatch.setattr(cohort_workflow, "curve_forecaster", forecaster)
+    out = tmp_path / "bt"
+    _ok(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--ks", "8", "--checkpoints", "13", "--max-cutoffs",
+             "1", "--baselines", "multiplier", "--chains", "3", "--draws", "50", "--tune", "70", "--seed", "4",
+             "--target-accept", "0.85", "--max-tree-depth", "5", "--out", out))
+    opts = seen["options"]
+    assert (opts.num_chains, opts.num_samples, opts.num_warmup, opts.seed) == (3, 50, 70, 4)
+    assert (opts.target_accept_prob, opts.max_tree_depth) == (0.85, 5)
+    assert pd.read_csv(out / "backtest.csv")["model"].tolist() == ["multiplier", "bayes"]
