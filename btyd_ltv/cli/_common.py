@@ -44,3 +44,10 @@ def split_list(value: str | None) -> list[str]:
 def echo_table(df, *, floatfmt: str = "{:.4g}") -> None:
     """Print a DataFrame as an aligned text table."""
     typer.echo(df.to_string(float_format=lambda v: floatfmt.format(v)))
+
+
+def echo_depth_note(count: int, prefix: str = "") -> None:
+    """Print (to stderr) how many draws reached NUTS's tree-depth cap, when any did."""
+    if count:
+        typer.echo(f"note: {prefix}{count} draws reached the tree-depth cap (--max-tree-depth): valid transitions "
+                   "that explore less; the cost shows in ess_bulk (params.csv)", err=True)

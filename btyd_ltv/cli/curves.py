@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from btyd_ltv.cli._common import echo_table, fail, handle_errors, split_list as _split
+from btyd_ltv.cli._common import echo_depth_note, echo_table, fail, handle_errors, split_list as _split
 
 curves_app = typer.Typer(help="Cohort LTV curves: hierarchical retention x ARPDAU model, forecasts, ROAS, backtests.",
                          no_args_is_help=True)
@@ -177,10 +177,7 @@ def _report(result) -> None:
     if result.diagnostics is not None:
         for msg in result.diagnostics.messages:
             typer.echo(f"warning: {msg}", err=True)
-        if result.diagnostics.at_max_depth:
-            typer.echo(f"note: {result.diagnostics.at_max_depth} draws reached the tree-depth cap "
-                       "(--max-tree-depth): valid transitions that explore less; the cost shows in ess_bulk "
-                       "(params.csv)", err=True)
+        echo_depth_note(result.diagnostics.at_max_depth)
 
 
 @curves_app.command("predict")

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from btyd_ltv.cli._common import echo_table, fail, split_list as _split
+from btyd_ltv.cli._common import echo_depth_note, echo_table, fail, split_list as _split
 
 
 class ModelKind(str, Enum):
@@ -174,9 +174,7 @@ def _report_and_write(result, out: Path) -> None:
     for name, diag in result.diagnostics.items():
         for msg in diag.messages:
             typer.echo(f"warning: {name}: {msg}", err=True)
-        if diag.at_max_depth:
-            typer.echo(f"note: {name}: {diag.at_max_depth} draws reached the tree-depth cap (--max-tree-depth): "
-                       "valid transitions that explore less; the cost shows in ess_bulk (params.csv)", err=True)
+        echo_depth_note(diag.at_max_depth, f"{name}: ")
     for path in write_fit(result, out):
         typer.echo(f"wrote {path}")
 
