@@ -68,9 +68,10 @@ def default_chain_method(num_chains: int) -> str:
 
 @dataclass
 class Diagnostics:
-    """Convergence summary of a fit: worst R-hat, smallest bulk/tail ESS, divergences, the messages, and the
+    """Convergence summary of a fit: worst R-hat, smallest bulk/tail ESS, divergences, the messages, the
     draws whose trajectory reached the tree-depth cap (an efficiency count, not a failure: a capped trajectory
-    is a valid transition, and its cost in mixing shows in R-hat and ESS)."""
+    is a valid transition, and its cost in mixing shows in R-hat and ESS), and the sites (with their element
+    index) that have the highest R-hat and the lowest bulk or tail ESS."""
 
     max_rhat: float
     min_ess_bulk: float
@@ -78,6 +79,8 @@ class Diagnostics:
     divergences: int
     messages: list[str] = field(default_factory=list)
     at_max_depth: int = 0
+    rhat_site: str | None = None
+    ess_site: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -95,16 +98,16 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | tuple[str, ...]) ->
     min_bulk = float(summ["ess_bulk"].min())
     min_tail = float(summ["ess_tail"].min())
     div = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
+    rhat_site = str(summ["r_hat"].fillna(np.inf).idxmax()) if n_chains > 1 else None
+    ess_site = str(summ[["ess_bulk", "ess_tail"]].min(axis=1).fillna(-np.inf).idxmin())
     msgs = []
     if n_chains < 2:
         msgs.append("R-hat needs at least 2 chains: convergence was not checked; run --chains 4")
     elif not np.isfinite(max_rhat) or max_rhat > RHAT_MAX:
-        worst = summ["r_hat"].fillna(np.inf).idxmax()
-        msgs.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} for '{worst}': chains disagree; run more warmup/draws")
+        msgs.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} for '{rhat_site}': chains disagree; run more warmup/draws")
     if min_bulk < ESS_MIN or min_tail < ESS_MIN:
-        worst = summ[["ess_bulk", "ess_tail"]].min(axis=1).fillna(-np.inf).idxmin()
         msgs.append(
-            f"ESS bulk {min_bulk:.0f} / tail {min_tail:.0f} < {ESS_MIN} for '{worst}': intervals are unreliable; "
+            f"ESS bulk {min_bulk:.0f} / tail {min_tail:.0f} < {ESS_MIN} for '{ess_site}': intervals are unreliable; "
             "run more draws or chains"
         )
     if div > 0:
@@ -113,7 +116,7 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | tuple[str, ...]) ->
     capped = 0
     if depth is not None and "sample_stats" in idata and "n_steps" in idata.sample_stats:
         capped = int((np.asarray(idata.sample_stats["n_steps"]) >= 2 ** int(depth) - 1).sum())
-    return Diagnostics(max_rhat, min_bulk, min_tail, div, msgs, capped)
+    return Diagnostics(max_rhat, min_bulk, min_tail, div, msgs, capped, rhat_site, ess_site)
 
 
 def _resolve(family: ModuleType | str) -> ModuleType:

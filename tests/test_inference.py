@@ -177,6 +177,27 @@ def test_diagnose_flags_disagreeing_chains_and_divergences():
     assert "R-hat" in d.messages[0] and "ESS" in d.messages[1] and "3 divergent" in d.messages[2]
 
 
+def test_diagnose_names_the_sites_with_the_highest_rhat_and_the_lowest_ess():
+    """Chains of the second element of ``r`` disagree: it has the highest R-hat; in a second posterior only
+    ``alpha`` mixes slowly (AR(1) chains with autocorrelation 0.95): it has the lowest ESS."""
+    rng = np.random.default_rng(3)
+
+    def posterior(r, alpha):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return az.from_dict(posterior={"r": r, "alpha": alpha}, attrs={"method": "nuts"})
+
+    r = rng.standard_normal((4, 1000, 2))
+    r[2:, :, 1] += 3.0
+    d = diagnose(posterior(r, rng.standard_normal((4, 1000))), ["r", "alpha"])
+    assert d.rhat_site == "r[1]" and "for 'r[1]'" in d.messages[0]
+    alpha = np.zeros((4, 1000))
+    for t in range(1, 1000):
+        alpha[:, t] = 0.95 * alpha[:, t - 1] + rng.standard_normal(4)
+    d = diagnose(posterior(rng.standard_normal((4, 1000, 2)), alpha), ["r", "alpha"])
+    assert d.ess_site == "alpha" and d.min_ess_bulk < ESS_MIN and any("for 'alpha'" in m for m in d.messages)
+
+
 def test_diagnose_flags_low_ess_only():
     rng = np.random.default_rng(2)
     idata = _fake_nuts([rng.standard_normal(60) for _ in range(4)])  # ESS ~ 240 < 400
