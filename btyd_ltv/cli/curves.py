@@ -67,7 +67,7 @@ _WARM_HELP = ("none, or start NUTS from a partial posterior mode (L-BFGS, betwee
               "decorrelated coordinates, fewer leapfrog steps per draw on big portfolios).")
 _DEPTH_HELP = ("NUTS tree-depth cap: at most 2^depth - 1 leapfrog steps per draw. 10 is NumPyro's default; 4 bounds "
                "the cost of big portfolios (a capped trajectory is still a valid transition; its cost shows in ESS). "
-               "With --warm-start diag it passed four 1,000-cohort benchmark runs; before the warm-start fix two "
+               "With --warm-start diag it passed five 1,000-cohort benchmark runs; before the warm-start fix two "
                "of six did not converge (README, Known limits): check R-hat.")
 _PRECISION_HELP = ("Cell arithmetic of the normal x log-normal likelihood (--likelihood normal with active users): "
                    "float64, or float32 with double-precision sums (about twice as fast on big portfolios).")
