@@ -288,11 +288,15 @@ class WarmStart:
     z: dict
     hessian_diagonal: dict
     iterations: int
-    potential: float
+    stage_potentials: tuple  # the potential after the unscaled and after the curvature-scaled search
     potential_fn: Any = None
     hessian: np.ndarray | None = None
     dense_sites: tuple = ()
-    stage_potentials: tuple = ()  # the potential after the unscaled and after the curvature-scaled search
+
+    @property
+    def potential(self) -> float:
+        """The potential at ``z``: that after the last search."""
+        return self.stage_potentials[-1]
 
     def scales(self) -> dict:
         """``h^-1/2`` per element (1 where ``h <= 0``), clipped to ``[1e-6, 10]``."""
@@ -435,8 +439,8 @@ def find_warm_start(model, model_kwargs: dict, key, init_strategy=None, fixed: t
         dense_h = np.concatenate(rows).astype(np.float64)
         hess = {k: np.asarray(v, dtype=np.float64) for k, v in unravel(jnp.asarray(np.diag(dense_h))).items()}
     hess.update(_hessian_diagonal(grad, z, set(z) - set(hess)))
-    return WarmStart(z=z, hessian_diagonal=hess, iterations=iterations, potential=fval,
-                     potential_fn=potential, hessian=dense_h, dense_sites=dense_sites, stage_potentials=tuple(stages))
+    return WarmStart(z=z, hessian_diagonal=hess, iterations=iterations, stage_potentials=tuple(stages),
+                     potential_fn=potential, hessian=dense_h, dense_sites=dense_sites)
 
 
 def _init_strategy(module: ModuleType, data: Any, priors: Any):
