@@ -55,6 +55,7 @@ __all__ = [
     "Multiplier",
     "PowerLaw",
     "Regression",
+    "acquisition_calendar",
     "acquisition_period",
     "baselines",
     "chain_ladder",
@@ -160,6 +161,7 @@ def _calendar(
     acquired: str | Sequence[int] | np.ndarray | None,
     period: str,
     columns: CohortColumns,
+    origin: DateLike | None = None,
 ) -> _Calendar:
     """Acquisition period index per row of ``table`` (see :func:`acquisition_period`)."""
     _check_period(period)
@@ -199,12 +201,12 @@ def _calendar(
         source = "acquired"
 
     if days is not None:
-        origin = days.min()
+        origin = days.min() if origin is None else pd.Timestamp(origin).to_datetime64().astype("datetime64[D]")
         if period == "W" and np.any((days - origin).astype(np.int64) % 7):
             pos = int(np.argmax((days - origin).astype(np.int64) % 7 != 0))
             raise DataValidationError(
                 f"{source}: date {np.datetime_as_string(days[pos])} (row {pos}) is not a whole number of weeks after "
-                f"the first cohort date {np.datetime_as_string(origin)}; with period='W' cohorts must be weekly "
+                f"the calendar's first date {np.datetime_as_string(origin)}; with period='W' cohorts must be weekly "
                 "(or pass period='D' when ages count days)"
             )
         index = _period_index(days, origin, period)
@@ -256,6 +258,22 @@ def acquisition_period(
     column, non-date ids without ``acquired``, or an index that differs within a cohort.
     """
     return _calendar(table, acquired, period, columns).acquired
+
+
+def acquisition_calendar(
+    table: pd.DataFrame,
+    acquired: str | Sequence[int] | np.ndarray | None = None,
+    *,
+    period: str = "D",
+    columns: CohortColumns = CohortColumns(),
+    origin: DateLike | None = None,
+) -> tuple[np.ndarray, str | None]:
+    """:func:`acquisition_period` with its calendar's first date: ``(index per row, ISO date of period 0)``, the
+    date ``None`` for whole-number acquisition periods (used as they are). ``origin`` fixes period 0 of a
+    date-based calendar (dates before it get negative indices), so a later table can be put on the calendar of
+    an earlier fit."""
+    cal = _calendar(table, acquired, period, columns, origin)
+    return cal.acquired, None if cal.origin is None else str(np.datetime_as_string(cal.origin, unit="D"))
 
 
 def truncate(

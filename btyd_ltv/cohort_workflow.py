@@ -43,6 +43,8 @@ class CurveOptions:
     precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
     mass: str = "diag"  # NUTS mass matrix: diag, or blocks (dense on cc.mass_blocks, diagonal elsewhere)
     warm_start: str = "none"  # none, or NUTS from inference.find_warm_start: diag (curvature-scaled) or dense (Laplace)
+    calendar_effects: tuple[str, ...] = ()  # "retention" and/or "revenue": AR(1) calendar-period effects
+    acquired: str | None = None  # acquisition period or date column for calendar effects; None: ISO-date cohort ids
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -89,12 +91,34 @@ def select_observed_age(table: pd.DataFrame, observed_age: int | None,
     return kept.reset_index(drop=True)
 
 
-def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions):
+def _calendar(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions,
+              fitted: dict | None = None) -> tuple[np.ndarray | None, dict | None]:
+    """With calendar effects, every row's acquisition period counted from the first acquisition period of the
+    fit (``fitted``: the calendar a saved posterior was fitted on) and that calendar; ``(None, None)`` without."""
+    if not settings.calendar_effects:
+        return None, None
+    from btyd_ltv.backtest import acquisition_calendar
+
+    index, origin = acquisition_calendar(table, settings.acquired, period=settings.period, columns=columns,
+                                         origin=None if fitted is None else fitted["origin"])
+    first = int(index.min()) if fitted is None else int(fitted["first"])
+    rel = index - first
+    if (rel < 0).any():
+        pos = int(np.argmax(rel < 0))
+        raise DataValidationError(
+            f"cohort {table[columns.cohort].iloc[pos]!r} (row {pos}) was acquired {-int(rel[pos])} period(s) before "
+            "the first acquisition period of the fit; its calendar effects are unknown: refit with this cohort"
+        )
+    return rel, {"acquired": settings.acquired, "origin": origin, "first": first}
+
+
+def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions, acquired=None):
     return cc.make_data(
         table, cohort_col=columns.cohort, age_col=columns.age, installs_col=columns.installs,
         revenue_col=columns.revenue, active_col=columns.active_users, group_cols=columns.groups,
         retention=settings.retention, likelihood=settings.likelihood, cohort_effects=settings.cohort_effects,
         revenue_likelihood=settings.revenue_likelihood, precision=settings.precision,
+        calendar_effects=settings.calendar_effects, acquired=acquired,
     )
 
 
@@ -147,7 +171,8 @@ def fit_curves(
         columns = replace(columns, active_users=None)
     clean = validate_cohort_table(table, columns)
     clean = select_observed_age(clean, observed_age, columns)
-    data, index = _make_data(clean, columns, settings)
+    acquired, calendar = _calendar(clean, columns, settings)
+    data, index = _make_data(clean, columns, settings, acquired)
     if settings.mass not in MASS_MATRICES:
         raise DataValidationError(f"mass must be one of {', '.join(MASS_MATRICES)}, got {settings.mass!r}")
     if settings.warm_start not in WARM_STARTS:
@@ -165,6 +190,7 @@ def fit_curves(
         "retention": settings.retention, "likelihood": settings.likelihood,
         "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
         "precision": settings.precision, "mass": settings.mass, "warm_start": settings.warm_start,
+        "calendar_effects": list(settings.calendar_effects), "calendar": calendar,
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None
@@ -215,9 +241,12 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     settings = CurveOptions(retention=meta["retention"], likelihood=meta["likelihood"],
                             revenue_likelihood=meta.get("revenue_likelihood", "lognormal"),
                             cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
+                            calendar_effects=tuple(meta.get("calendar_effects", ())),
+                            acquired=(meta.get("calendar") or {}).get("acquired"),
                             horizon=int(horizon) if horizon is not None else 365, max_draws=max_draws,
                             options=FitOptions(seed=seed))
-    data, index = _make_data(clean, columns, settings)
+    acquired, _ = _calendar(clean, columns, settings, meta.get("calendar"))
+    data, index = _make_data(clean, columns, settings, acquired)
     # keep the fitted data's centring constants so parameters mean the same thing
     fitted = posterior.constant_data.attrs
     data = data._replace(**{k: float(fitted[k]) for k in ("log_age_center", "ref_age", "log_arpdau_center",
@@ -227,7 +256,8 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     curves, coh, groups_t, group_draws = _summaries(draws, data, index, clean, columns, settings)
     known = set(meta["index"]["cohorts"])
     coh.insert(1, "in_posterior", [c in known for c in index["cohorts"]])
-    names = [n for n in posterior.posterior.data_vars if n.endswith("_mu") or "_sd_" in n or n in cc.NOISE_PARAMS]
+    names = [n for n in posterior.posterior.data_vars if n.endswith("_mu") or "_sd_" in n or n in cc.NOISE_PARAMS
+             or (n.startswith("cal_") and n.endswith(("_sd", "_ar")))]
     params = params_table(posterior, names)
     return CurveFit(posterior, data, index, clean, draws, curves, coh, groups_t, group_draws, params, None,
                     columns, settings)
@@ -256,6 +286,8 @@ def _map_values(posterior, meta, data: cc.CohortCurveData, index: dict, seed: in
     for n in cc.NOISE_PARAMS:
         if n in post:
             values[n] = flat(post[n])
+    for e in data.calendar_effects:  # the fitted periods' process; predictive_ltv continues it
+        values.update({f"cal_{e}{part}": flat(post[f"cal_{e}{part}"]) for part in ("", "_sd", "_ar")})
     return values
 
 

@@ -69,6 +69,9 @@ _DEPTH_HELP = ("NUTS tree-depth cap: at most 2^depth - 1 leapfrog steps per draw
                "the cost of big portfolios (a capped trajectory is still a valid transition; its cost shows in ESS). "
                "With --warm-start diag it passed five 1,000-cohort benchmark runs; before the warm-start fix two "
                "of six did not converge (README, Known limits): check R-hat.")
+_CALENDAR_HELP = ("Calendar-period effects shared by every cohort alive in a period (seasons, promotions, decline): "
+                  "a comma list of retention, revenue, each an AR(1) process over periods (off by default). "
+                  "Needs each cohort's acquisition period: --acquired-col, or ISO-date cohort ids.")
 _PRECISION_HELP = ("Cell arithmetic of the normal x log-normal likelihood (--likelihood normal with active users): "
                    "float64, or float32 with double-precision sums (about twice as fast on big portfolios).")
 
@@ -108,6 +111,9 @@ def fit_command(
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
     warm_start: str = typer.Option("none", "--warm-start", help=_WARM_HELP),
+    calendar_effects: Optional[str] = typer.Option(None, "--calendar-effects", help=_CALENDAR_HELP),
+    acquired: Optional[str] = typer.Option(None, "--acquired-col", help="Acquisition period or date column (for "
+                                           "--calendar-effects; default: the cohort ids as ISO dates)."),
     cohort_col: str = typer.Option("cohort", "--cohort-col", help=_COLUMN_HELP),
     age_col: str = typer.Option("age", "--age-col"),
     installs_col: str = typer.Option("installs", "--installs-col"),
@@ -137,13 +143,15 @@ def fit_command(
         period = info.freq
     if retention is None:
         retention = "bgbb-dw" if info is not None and info.name == "game-portfolio" else "bgbb"
+    if acquired is None and info is not None and info.name == "game-portfolio":
+        acquired = "acquired_day"
     columns = _columns(table, info, cohort_col=cohort_col, age_col=age_col, installs_col=installs_col,
                        revenue_col=revenue_col, active_col=active_col, payers_col=payers_col, cost_col=cost_col,
                        groups=groups)
     settings = CurveOptions(
         retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, horizon=horizon,
         period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects), precision=precision,
-        mass=mass, warm_start=warm_start,
+        mass=mass, warm_start=warm_start, calendar_effects=tuple(_split(calendar_effects)), acquired=acquired,
         options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept,
                            max_tree_depth=max_tree_depth),
@@ -279,6 +287,7 @@ def backtest_command(
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
     warm_start: str = typer.Option("none", "--warm-start", help=_WARM_HELP),
+    calendar_effects: Optional[str] = typer.Option(None, "--calendar-effects", help=_CALENDAR_HELP),
     no_model: bool = typer.Option(False, "--no-model", help="Baselines only."),
     chains: int = typer.Option(2, "--chains", min=1),
     draws: int = typer.Option(300, "--draws", min=1),
@@ -319,7 +328,8 @@ def backtest_command(
     if not no_model:
         settings = CurveOptions(retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood,
                                 period=period, cohort_effects=_effects(cohort_effects), precision=precision,
-                                mass=mass, warm_start=warm_start,
+                                mass=mass, warm_start=warm_start, acquired=acquired,
+                                calendar_effects=tuple(_split(calendar_effects)),
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                                                    progress_bar=False, target_accept_prob=target_accept,
                                                    max_tree_depth=max_tree_depth))

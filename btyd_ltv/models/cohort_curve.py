@@ -76,6 +76,24 @@ added to the density. A group element none of whose children is centred is itsel
   slope. The whale share ``s`` and rate ``lambda`` vary by the outermost group (apps monetise differently) and
   are non-centred; ``sigma_w`` is shared.
 
+**Calendar effects** (``calendar_effects`` in :func:`make_data`, opt-in). Cohorts acquired at period ``a_c`` see
+calendar period ``a_c + t`` at age ``t``; seasons, promotions, price changes and a product's decline move every
+cohort alive in a period together. ``"revenue"`` adds ``g_{a_c + t}`` to ``log arpdau_c(t)`` and ``"retention"``
+adds ``h_{a_c + t}`` to ``log s_c(t)`` for ``t >= 1`` (capped at ``s = 1``), each a stationary Gaussian AR(1)
+process over calendar periods from the first acquisition period (Hamilton 1994, "Time series analysis",
+ch. 3), non-centred::
+
+    g_0 = sigma_g / sqrt(1 - phi_g^2) z_0,   g_p = phi_g g_{p-1} + sigma_g z_p,   z_p ~ N(0, 1),
+    sigma_g ~ HalfNormal(calendar_sd),   phi_g ~ Uniform(0, 1)
+
+so a promotion's spike decays at rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a
+slowly drifting level. (A random walk was tried first: on CDNOW it carried a promotion week at the end of the
+history into every later week.) Age, cohort and period are collinear (age = period - acquisition), so the
+process is identified only through the curve's parametric age shape and the cohort levels' shrinkage; its role
+is the forecast: :func:`predictive_ltv` continues every draw's process past the last observed period, so shocks
+shared by all cohorts widen the intervals of every cohort's future, as they should when a portfolio moves
+together.
+
 **Cumulative LTV per install** ``L_c(D) = sum_{t <= D} s_c(t) arpdau_c(t)`` is non-decreasing by construction
 for every draw; :func:`predictive_ltv` adds simulated future revenue to the observed cumulative value.
 """
@@ -103,13 +121,14 @@ __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "predictive_ltv", "is_anchored", "independent", "mu_site",
-    "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
+    "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw")
 LIKELIHOODS = ("beta-binomial", "normal")
 REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale")
 PRECISIONS = ("float64", "float32")
+CALENDAR_EFFECTS = ("retention", "revenue")  # curves with an AR(1) process over calendar periods (module docstring)
 RETENTION_PARAMS = {
     "bgbb": ("log_ret", "logit_churn", "log_kappa"),
     "bdw": ("logit_churn", "log_kappa", "log_c"),
@@ -151,6 +170,9 @@ class CohortCurveData(NamedTuple):
     precision: str = "float64"  # cell arithmetic of the fused normal x log-normal pass (float64 or float32)
     anchored: bool = True  # group elements and portfolio means sampled from their conditional (model)
     level_ages: np.ndarray | None = None  # (C,) effective age t*_c of each cohort's retention level (model); None: off
+    calendar_effects: tuple = ()  # "retention" and/or "revenue": an AR(1) process over calendar periods each
+    acquired: np.ndarray | None = None  # (C,) int acquisition period of each cohort (>= 0); None without calendar
+    n_periods: int = 0  # calendar periods 0..n_periods-1 spanned by the observed cells
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,7 @@ class CohortCurvePriors:
     level_sd: float = 2.0  # log level ~ N(log mean revenue per active user, level_sd)
     rho_sd: float = 0.5
     group_sd: float = 0.5  # HalfNormal scale of every between-group and between-cohort sd
+    calendar_sd: float = 0.2  # HalfNormal scale of the innovation sd of each calendar AR(1) process
     kind: str = "default"
 
 
@@ -199,6 +222,8 @@ def make_data(
     precision: str = "float64",
     anchored: bool = True,
     level_offsets: bool = True,
+    calendar_effects: Sequence[str] = (),
+    acquired: np.ndarray | Sequence[int] | None = None,
 ) -> tuple[CohortCurveData, dict]:
     """Dense arrays from a validated long cohort table (:func:`btyd_ltv.data.cohorts.validate_cohort_table`).
 
@@ -212,7 +237,10 @@ def make_data(
     ``anchored=False`` samples every group element and portfolio mean relative to its parent instead of from
     its conditional given the centred elements below it (:func:`model`; the same model in other coordinates). ``level_offsets=False`` samples the centred
     cohort retention levels as themselves instead of relative to the level their group's curve shape implies at
-    the cohort's effective age (:func:`model`; also the same model).
+    the cohort's effective age (:func:`model`; also the same model). ``calendar_effects`` (``"retention"``,
+    ``"revenue"``) adds an AR(1) process over calendar periods to those curves (module docstring); it needs
+    ``acquired``, one whole period index ``>= 0`` per row (the cohort's acquisition period; period 0 is where the
+    processes start), e.g. from :func:`btyd_ltv.backtest.acquisition_period`.
     """
     if precision not in PRECISIONS:
         raise DataValidationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -234,6 +262,10 @@ def make_data(
         raise DataValidationError(
             f"cohort_effects: {unknown[0]!r} is not a parameter of retention={retention!r} ({', '.join(names)})"
         )
+    calendar_effects = (calendar_effects,) if isinstance(calendar_effects, str) else tuple(calendar_effects)
+    bad = [e for e in calendar_effects if e not in CALENDAR_EFFECTS]
+    if bad:
+        raise DataValidationError(f"calendar_effects: {bad[0]!r} is not one of {', '.join(CALENDAR_EFFECTS)}")
     cohort_ids = table[cohort_col].astype(str)
     cohorts = pd.Index(pd.unique(cohort_ids))
     ci = cohorts.get_indexer(cohort_ids)
@@ -319,8 +351,39 @@ def make_data(
         log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
         ref_users=ref_users, precision=precision, anchored=bool(anchored), level_ages=level_ages,
     )
+    if calendar_effects:
+        acq, n_periods = _acquisition(acquired, ci, C, cohorts, observed)
+        data = data._replace(calendar_effects=calendar_effects, acquired=acq, n_periods=n_periods)
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
+
+
+def _acquisition(acquired, ci: np.ndarray, C: int, cohorts: pd.Index, observed: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per-cohort acquisition periods from one value per row, checked, and the calendar periods the observed cells
+    span."""
+    if acquired is None:
+        raise DataValidationError("calendar effects need each cohort's acquisition period: pass acquired=<one whole "
+                                  "period index per row> (e.g. from btyd_ltv.backtest.acquisition_period)")
+    a = np.asarray(acquired)
+    if a.shape != ci.shape:
+        raise DataValidationError(f"acquired has {a.size} entries but the cohort table has {ci.size} rows")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise DataValidationError(f"acquired must hold whole period indices, got dtype {a.dtype}")
+    if (a < 0).any():
+        pos = int(np.argmax(a < 0))
+        raise DataValidationError(f"acquired: period {int(a[pos])} at row {pos} (cohort {cohorts[ci[pos]]!r}) is "
+                                  "negative; count periods from the first acquisition period (0)")
+    acq = np.zeros(C, dtype=np.int64)
+    acq[ci] = a
+    if (acq[ci] != a).any():
+        pos = int(np.argmax(acq[ci] != a))
+        raise DataValidationError(f"acquired: cohort {cohorts[ci[pos]]!r} has more than one acquisition period "
+                                  f"(row {pos})")
+    last = np.where(observed.any(axis=1), observed.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1), 0)
+    n_periods = int((acq + last).max()) + 1
+    if n_periods < 2:
+        raise DataValidationError("calendar effects need cells in at least two calendar periods; the table has one")
+    return acq, n_periods
 
 
 def _effective_ages(observed: np.ndarray, active: np.ndarray | None, installs: np.ndarray,
@@ -424,7 +487,7 @@ def param_names(data: CohortCurveData) -> list[str]:
     for p in param_list(data):
         names.append(f"{p}_mu")
         names += [f"{p}_sd_{suffix}" for suffix, _ in _levels(data, p)]
-    return names + noise_names(data)
+    return names + noise_names(data) + [f"cal_{e}_{p}" for e in data.calendar_effects for p in ("sd", "ar")]
 
 
 def noise_names(data: CohortCurveData) -> list[str]:
@@ -524,13 +587,15 @@ def cohort_params(values: dict, data: CohortCurveData) -> dict:
     return out
 
 
-def log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jnp.ndarray:
+def log_likelihood(params: dict, noise: dict, data: CohortCurveData, calendar: dict | None = None) -> jnp.ndarray:
     """Log-likelihood of every cohort x age cell, ``(C, T)`` (0 where unobserved), given per-cohort parameters
-    ``params`` (arrays ``(C,)``) and the noise parameters (module docstring). Pure JAX."""
+    ``params`` (arrays ``(C,)``), the noise parameters and, with calendar effects, the ``(C, T)`` log offsets of
+    :func:`calendar_offsets` (module docstring). Pure JAX."""
     C, T = data.observed.shape
     t = jnp.arange(T)
     log_s = _log_retention_grid(data.retention, params, T, data.ref_age)
     log_a = log_arpdau({k: params[k][:, None] for k in REVENUE_PARAMS}, t[None, :], data.log_age_center)
+    log_s, log_a = _with_calendar(log_s, log_a, calendar)
     observed = jnp.asarray(data.observed)
     installs = jnp.asarray(data.installs)[:, None]
     if data.has_active:
@@ -548,12 +613,14 @@ def log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jnp.ndar
     return ll + jnp.where(observed, rev, 0.0)
 
 
-def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jnp.ndarray:
+def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData, calendar: dict | None = None
+                         ) -> jnp.ndarray:
     """The sum of :func:`log_likelihood` over cells. With observed active users, the normal likelihood and
-    log-normal revenue its value and gradient come from one fused pass (:mod:`btyd_ltv.models._fused_cells`,
-    in ``data.precision``); otherwise it is the autodiff sum of the cell array."""
-    if not _fused_cells.applies(data):
-        return jnp.sum(log_likelihood(params, noise, data))
+    log-normal revenue (and no calendar effects) its value and gradient come from one fused pass
+    (:mod:`btyd_ltv.models._fused_cells`, in ``data.precision``); otherwise it is the autodiff sum of the cell
+    array."""
+    if calendar or not _fused_cells.applies(data):
+        return jnp.sum(log_likelihood(params, noise, data, calendar))
     C, T = data.observed.shape
     if "log_c" not in params:  # sBG survival: the retention grid is built inside the fused pass
         kappa = jnp.exp(params["log_kappa"])
@@ -564,6 +631,56 @@ def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData) -> jn
     log_s = _log_retention_grid(data.retention, params, T, data.ref_age)
     log_a = log_arpdau({k: params[k][:, None] for k in REVENUE_PARAMS}, jnp.arange(T)[None, :], data.log_age_center)
     return _fused_cells.cell_log_likelihood(log_s, log_a, noise, data, data.precision)
+
+
+def _with_calendar(log_s, log_a, calendar: dict | None):
+    """Add the calendar offsets (:func:`calendar_offsets`) to log retention (capped at ``s = 1``) and log ARPDAU."""
+    if not calendar:
+        return log_s, log_a
+    if "retention" in calendar:
+        log_s = jnp.minimum(log_s + calendar["retention"], 0.0)
+    if "revenue" in calendar:
+        log_a = log_a + calendar["revenue"]
+    return log_s, log_a
+
+
+def calendar_offsets(walks: dict, data: CohortCurveData, n_ages: int) -> dict:
+    """Log offsets ``(..., C, n_ages)`` of each cohort's retention and ARPDAU at ages ``0..n_ages-1`` from the
+    calendar processes ``walks[effect]`` ``(..., P)`` (module docstring): the process at period ``a_c + t``, and 0
+    for retention at ``t = 0``. Periods past ``P - 1`` take the last value (the likelihood's unobserved cells);
+    :func:`predictive_ltv` extends the processes to cover every forecast period first."""
+    t = np.arange(n_ages)
+    out = {}
+    for effect, walk in walks.items():
+        walk = jnp.asarray(walk)
+        idx = np.minimum(np.asarray(data.acquired)[:, None] + t[None, :], walk.shape[-1] - 1)
+        off = jnp.take(walk, idx, axis=-1)
+        out[effect] = jnp.where(t > 0, off, 0.0) if effect == "retention" else off
+    return out
+
+
+def _ar1(start, phi, innovations):
+    """``x_p = phi x_{p-1} + e_p`` from ``x_{-1} = start`` along the last axis of ``innovations``."""
+    def step(x, e):
+        x = phi * x + e
+        return x, x
+
+    _, xs = jax.lax.scan(step, start, jnp.moveaxis(innovations, -1, 0))
+    return jnp.moveaxis(xs, 0, -1)
+
+
+def _calendar_walks(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
+    """The non-centred calendar AR(1) processes (module docstring): ``cal_{effect}_sd``, ``cal_{effect}_ar``,
+    ``cal_{effect}_z`` and the deterministic process ``cal_{effect}`` over periods ``0..n_periods-1``, started
+    from its stationary distribution."""
+    walks = {}
+    for effect in data.calendar_effects:
+        sd = numpyro.sample(f"cal_{effect}_sd", dist.HalfNormal(pr.calendar_sd))
+        phi = numpyro.sample(f"cal_{effect}_ar", dist.Uniform(0.0, 1.0))
+        z = numpyro.sample(f"cal_{effect}_z", dist.Normal(0.0, 1.0).expand((data.n_periods,)).to_event(1))
+        e = sd * z.at[0].multiply(1.0 / jnp.sqrt(1.0 - phi ** 2))
+        walks[effect] = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
+    return walks
 
 
 def _active_log_prob(active, installs, log_s, log_phi, likelihood: str):
@@ -805,7 +922,9 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
         noise["log_phi"] = numpyro.sample("log_phi", dist.Normal(5.0, 3.0))
     if data.revenue_likelihood == "whale":
         noise["log_whale_sd"] = numpyro.sample("log_whale_sd", dist.Normal(*WHALE_PRIORS["log_whale_sd"]))
-    numpyro.factor("loglik", total_log_likelihood(params, noise, data))
+    walks = _calendar_walks(data, pr)
+    calendar = calendar_offsets(walks, data, data.observed.shape[1]) if walks else None
+    numpyro.factor("loglik", total_log_likelihood(params, noise, data, calendar))
 
 
 def mass_blocks(data: CohortCurveData) -> list[tuple[str, ...]]:
@@ -856,6 +975,10 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
         values["log_phi"] = jnp.asarray(5.0)
     if data.revenue_likelihood == "whale":
         values["log_whale_sd"] = jnp.asarray(WHALE_PRIORS["log_whale_sd"][0])
+    for effect in data.calendar_effects:  # a flat process with a small innovation sd
+        values[f"cal_{effect}_sd"] = jnp.asarray(0.2 * pr.calendar_sd)
+        values[f"cal_{effect}_ar"] = jnp.asarray(0.5)
+        values[f"cal_{effect}_z"] = jnp.zeros(data.n_periods)
     return values
 
 
@@ -875,6 +998,7 @@ def posterior_values(posterior, data: CohortCurveData) -> dict:
     names = [f"{p}_mu" for p in param_list(data)]
     names += [f"{p}_{suffix}" for p in param_list(data) for suffix, _ in _levels(data, p)]
     names += noise_names(data)
+    names += [f"cal_{e}{part}" for e in data.calendar_effects for part in ("", "_sd", "_ar")]
     for n in names:
         v = np.asarray(posterior[n])
         if hasattr(posterior, "dims"):  # xarray: (chain, draw, ...)
@@ -891,13 +1015,33 @@ def _thin_draws(values: dict, max_draws: int | None) -> dict:
     return {k: v[idx] for k, v in values.items()}
 
 
-def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: int) -> np.ndarray:
-    """``s_c(t) arpdau_c(t)`` for ages ``0..horizon``, per draw: ``(S, C, horizon + 1)``."""
+def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: int,
+                                 calendar: dict | None = None) -> np.ndarray:
+    """``s_c(t) arpdau_c(t)`` for ages ``0..horizon``, per draw: ``(S, C, horizon + 1)``; with calendar effects,
+    ``calendar`` holds their ``(S, C, horizon + 1)`` log offsets (:func:`calendar_offsets`)."""
     params = cohort_params({k: jnp.asarray(v) for k, v in values.items()}, data)
     t = jnp.arange(horizon + 1, dtype=jnp.float64)
     p = {k: v[..., None] for k, v in params.items()}
-    log_inc = log_retention(data.retention, p, t, data.ref_age) + log_arpdau(p, t, data.log_age_center)
-    return np.asarray(jnp.exp(log_inc))
+    log_s, log_a = _with_calendar(log_retention(data.retention, p, t, data.ref_age),
+                                  log_arpdau(p, t, data.log_age_center), calendar)
+    return np.asarray(jnp.exp(log_s + log_a))
+
+
+def _extend_walks(key, values: dict, data: CohortCurveData, n_periods: int) -> dict:
+    """Every draw's calendar processes continued to ``n_periods`` periods: ``x_p = phi x_{p-1} + sigma z_p``
+    past the last fitted period (module docstring)."""
+    walks = {}
+    for effect in data.calendar_effects:
+        key, sub = jax.random.split(key)
+        walk = jnp.asarray(values[f"cal_{effect}"])
+        S, P = walk.shape
+        if n_periods > P:
+            sd = jnp.asarray(values[f"cal_{effect}_sd"])[:, None]
+            phi = jnp.asarray(values[f"cal_{effect}_ar"])
+            future = _ar1(walk[:, -1], phi, sd * jax.random.normal(sub, (S, n_periods - P)))
+            walk = jnp.concatenate([walk, future], axis=1)
+        walks[effect] = walk
+    return walks
 
 
 def _observed_cumulative(data: CohortCurveData, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -934,7 +1078,8 @@ def predictive_ltv(
     ``(N, s phi, (1 - s) phi)`` (binomial without ``phi``; ``N s`` when the data have no active users) and
     revenue from the cell's zero-inflated log-normal -- added up: ``L(D) = L_obs(k) + sum_{k < t <= D} R_t / N``.
     ``kind="expected"``: the model's expected curve ``sum_{t <= D} s_c(t) arpdau_c(t)`` from age 0, not anchored
-    on the data (the quantity a simulation's true curve is compared with).
+    on the data (the quantity a simulation's true curve is compared with). With calendar effects both kinds
+    continue each draw's calendar walks past the fitted periods (:func:`_extend_walks`).
     """
     if kind not in ("predictive", "expected"):
         raise ValueError(f"kind must be 'predictive' or 'expected', got {kind!r}")
@@ -951,14 +1096,17 @@ def predictive_ltv(
     simulate = _simulator(data)
     base = np.nan_to_num(cum_obs[np.arange(C), np.maximum(last, 0)], nan=0.0) * (last >= 0)
     observed_part = np.nan_to_num(cum_obs)[None]
+    n_periods = int(np.max(data.acquired)) + H1 if data.calendar_effects else 0
     for start in range(0, S, chunk):
         sl = {k: jnp.asarray(v[start:start + chunk]) for k, v in values.items()}
-        inc = expected_revenue_per_install(sl, data, horizon)  # (s, C, H1)
+        key, sub = jax.random.split(key)
+        walks = _extend_walks(jax.random.fold_in(sub, 1), sl, data, n_periods) if n_periods else {}
+        calendar = calendar_offsets(walks, data, H1) if walks else {}
         if kind == "expected":
+            inc = expected_revenue_per_install(sl, data, horizon, calendar)  # (s, C, H1)
             out[:, :, start:start + chunk] = np.cumsum(inc, axis=-1).transpose(1, 2, 0)
             continue
-        key, sub = jax.random.split(key)
-        rev = np.asarray(simulate(sub, sl, installs, t))  # (s, C, H1) simulated revenue per install
+        rev = np.asarray(simulate(sub, sl, installs, t, calendar))  # (s, C, H1) simulated revenue per install
         rev = np.where(future[None], rev, 0.0)
         cum = base[None, :, None] + np.cumsum(rev, axis=-1)
         cum = np.where(future[None], cum, observed_part)
@@ -970,11 +1118,11 @@ def _simulator(data: CohortCurveData):
     """Jitted simulation of revenue per install for every cell ``(s, C, H1)`` given a chunk of draws."""
 
     @jax.jit
-    def simulate(key, values, installs, t):
+    def simulate(key, values, installs, t, calendar):
         params = cohort_params(values, data)
         p = {k: v[..., None] for k, v in params.items()}
-        log_s = log_retention(data.retention, p, t, data.ref_age)  # (s, C, H1)
-        log_a = log_arpdau(p, t, data.log_age_center)
+        log_s, log_a = _with_calendar(log_retention(data.retention, p, t, data.ref_age),  # (s, C, H1)
+                                      log_arpdau(p, t, data.log_age_center), calendar)
         k_act, k_pos, k_amt = jax.random.split(key, 3)
         s = jnp.clip(jnp.exp(log_s), _EPS, 1.0 - _EPS)
         n = jnp.broadcast_to(installs, s.shape)
