@@ -95,7 +95,7 @@ def _calendar(table: pd.DataFrame, columns: CohortColumns, settings: CurveOption
               fitted: dict | None = None) -> tuple[np.ndarray | None, dict | None]:
     """With calendar effects, every row's acquisition period counted from the first acquisition period of the
     fit (``fitted``: the calendar a saved posterior was fitted on) and that calendar; ``(None, None)`` without."""
-    if not settings.calendar_effects:
+    if not cc.check_calendar_effects(settings.calendar_effects):
         return None, None
     from btyd_ltv.backtest import acquisition_calendar
 

@@ -145,6 +145,34 @@ def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
     assert (np.diff(pred.draws, axis=1) >= -1e-6).all()
 
 
+def test_calendar_effects_fit_write_and_predict_on_the_fitted_calendar(portfolio, tmp_path):
+    """``calendar_effects``: the AR(1) sites in the posterior and params.csv, the calendar in the posterior's
+    metadata, and a re-forecast on a newer table put on the fit's calendar (a cohort acquired before the fit's
+    first period is refused: its calendar effects are unknown)."""
+    table, _ = portfolio
+    settings = replace(SETTINGS, calendar_effects=("retention", "revenue"), acquired="acquired_day")
+    res = fit_curves(table, COLUMNS, settings=settings)
+    post = res.posterior.posterior
+    assert post["cal_revenue"].shape[-1] == res.data.n_periods == 6
+    assert {"cal_retention_sd", "cal_retention_ar", "cal_revenue_sd", "cal_revenue_ar"} <= set(res.params.index)
+    assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
+    write_curve_fit(res, tmp_path, plots=False)
+    saved = read_posterior(tmp_path / "posterior.nc")
+    import json
+
+    meta = json.loads(saved.attrs["cohort_curve"])
+    assert meta["calendar_effects"] == ["retention", "revenue"]
+    assert meta["calendar"] == {"acquired": "acquired_day", "origin": None, "first": 0}
+    newer, _ = simulate_portfolio(**{**SMALL, "days": 9})
+    late = newer[newer["acquired_day"] >= 2]
+    pred = predict_curves(saved, late, horizon=60, max_draws=100, seed=1)
+    assert pred.data.calendar_effects == ("retention", "revenue") and pred.data.acquired.min() == 2
+    assert (np.diff(pred.draws, axis=1) >= -1e-6).all() and np.isfinite(pred.draws).all()
+    shifted = late.assign(acquired_day=late["acquired_day"] - 3)
+    with pytest.raises(DataValidationError, match="acquired 1 period\\(s\\) before the first acquisition period"):
+        predict_curves(saved, shifted, horizon=60, max_draws=100, seed=1)
+
+
 def test_bad_input_errors(portfolio):
     table, _ = portfolio
     dup = pd.concat([table, table.iloc[[3]]], ignore_index=True)
@@ -193,6 +221,11 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
         res = _run("curves", "fit", path, option, value, "--out", tmp_path / "bad", "-q")
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "bad").exists()
+    res = _run("curves", "fit", path, "--calendar-effects", "revenue,season", "--out", tmp_path / "bad", "-q")
+    assert res.exit_code == 2 and "'season' is not one of retention, revenue" in res.output, res.output
+    res = _run("curves", "fit", path, "--calendar-effects", "revenue", "--out", tmp_path / "bad", "-q")
+    assert res.exit_code == 2 and "is not an ISO date" in res.output, res.output  # ids app1/camp1/d000: no dates
+    assert "Traceback" not in res.output and not (tmp_path / "bad").exists()
     res = _run("curves", "fit", "--dataset", "cdnow", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "not a cohort table" in res.output
 

@@ -2,7 +2,8 @@
 criterion: 90% intervals cover 85-95% of the true curves).
 
     python validation/portfolio_calibration.py [--seeds 11,12,13,14,15] [--apps 6] [--campaigns 1] [--days 12]
-        [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST]
+        [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST] [--market SD,PHI]
+        [--calendar-effects retention,revenue]
 
 One portfolio is a handful of independent app-level draws: every cohort of an app shares its whale share, its
 whale rate and its campaign-level curves, so the coverage of one portfolio mostly counts how lucky each app's
@@ -12,6 +13,10 @@ its expectation). This script fits the same model with the same sampler settings
 the 90% intervals of every cohort's *expected* cumulative LTV per install at ages 7, 14, 30, 60 and 90, the
 sampler diagnostics (with the sites of the highest R-hat and the lowest ESS), and the lowest and highest per-app
 coverage; then the pooled coverage with a 90% bootstrap interval that resamples whole (seed, app) clusters.
+
+``--market SD,PHI`` simulates portfolios whose retention and ARPDAU move with AR(1) calendar-day effects
+(``simulate_portfolio(calendar=...)``; the true curves include the realised market, beyond the last observed day
+too), and ``--calendar-effects`` fits the model's calendar effects (``CurveOptions.calendar_effects``).
 """
 
 from __future__ import annotations
@@ -35,11 +40,17 @@ CHECKPOINTS = (7, 14, 30, 60, 90)
 
 def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
     """Fit one simulated portfolio; return its summary row and the per-value coverage indicators."""
+    market = None
+    if args.market:
+        sd, phi = (float(v) for v in args.market.split(","))
+        market = {"retention": (sd, phi), "revenue": (sd, phi)}
     table, truth = simulate_portfolio(n_apps=args.apps, campaigns_per_app=args.campaigns, days=args.days,
-                                      seed=seed, retention="bgbb")
+                                      seed=seed, retention="bgbb", calendar=market)
+    calendar = tuple(e for e in args.calendar_effects.split(",") if e)
     columns = CohortColumns(active_users="active_users", cost="cost", groups=("app", "campaign"))
     effects = "all" if args.cohort_effects == "all" else tuple(args.cohort_effects.split(","))
     settings = CurveOptions(horizon=max(CHECKPOINTS), revenue_likelihood="whale", cohort_effects=effects,
+                            calendar_effects=calendar, acquired="acquired_day",
                             options=FitOptions(num_chains=args.chains, num_warmup=args.warmup,
                                                num_samples=args.draws, seed=seed, progress_bar=False,
                                                target_accept_prob=0.9))
@@ -89,6 +100,10 @@ def main() -> None:
     ap.add_argument("--cohort-effects", default="all",
                     help="'all' (every curve parameter has a cohort level) or a comma list, e.g. "
                          "log_ret,logit_churn,log_level,rho (polarisation pooled at the campaign/app level)")
+    ap.add_argument("--market", default="", help="SD,PHI: simulate AR(1) calendar-day effects on retention and "
+                                                 "ARPDAU (default: none)")
+    ap.add_argument("--calendar-effects", default="", help="comma list of the model's calendar effects: "
+                                                           "retention, revenue (default: none)")
     args = ap.parse_args()
     warnings.simplefilter("ignore", SamplingWarning)  # the diagnostics are columns of the table
     rows, frames = [], []
@@ -101,8 +116,11 @@ def main() -> None:
     pooled = float(inside[list(CHECKPOINTS)].to_numpy().mean())
     lo, hi = cluster_bootstrap(inside)
     effects = "every curve parameter" if args.cohort_effects == "all" else args.cohort_effects
-    print(f"\n{args.apps} apps x {args.campaigns} campaigns x {args.days} daily cohorts; whale revenue, cohort "
-          f"effects on {effects}; {args.chains} chains x {args.warmup} warmup x {args.draws} draws")
+    market = f"market AR(1) sd,phi {args.market}" if args.market else "no market effects"
+    model_calendar = f"calendar effects on {args.calendar_effects}" if args.calendar_effects else "no calendar effects"
+    print(f"\n{args.apps} apps x {args.campaigns} campaigns x {args.days} daily cohorts ({market}); whale revenue, "
+          f"cohort effects on {effects}, {model_calendar}; {args.chains} chains x {args.warmup} warmup x "
+          f"{args.draws} draws")
     print(report_markdown(pd.DataFrame(rows).set_index("seed"), floatfmt=".3f"))
     print(f"\npooled 90% interval coverage {pooled:.3f} over {inside.shape[0] * len(CHECKPOINTS)} cohort x "
           f"checkpoint values ({inside.groupby(['seed', 'app']).ngroups} seed x app clusters); cluster bootstrap "

@@ -44,6 +44,13 @@ smaller one. Every campaign buys installs at a cost per install (CPI) drawn arou
 app's typical 365-day LTV per install divided by a target ROAS near 1, so some campaigns pay back by day 365
 and some do not. A cohort's cost is ``installs * CPI * LogNormal(0, 0.05)``.
 
+Calendar effects (``calendar=``, off by default): the portfolio's market moves every cohort alive on a calendar day
+together. ``calendar={"retention": (sd, phi), "revenue": (sd, phi)}`` draws a stationary Gaussian AR(1) process per
+named curve over calendar days ``0 .. days - 1 + horizon``, ``x_d = phi x_{d-1} + sd z_d`` with ``x_0`` from the
+stationary ``N(0, sd^2 / (1 - phi^2))``, and multiplies a cohort acquired on day ``a`` by ``exp(x_{a + t})`` at age
+``t``: retention for ``t >= 1`` (capped at 1), ARPDAU at every age. The truth curves include the realised
+process (the expected curves given the market), which :attr:`PortfolioTruth.calendar` records.
+
 Counts on different days of one cohort are conditionally independent given the truth (the aggregate binomial
 likelihood most cohort-curve models assume), not a panel of the same users.
 
@@ -56,7 +63,7 @@ the ones already there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -175,6 +182,8 @@ class PortfolioTruth:
     ``retention``, ``arpdau`` and ``ltv`` are ``(n_cohorts, horizon + 1)`` arrays over ages ``0 .. horizon``,
     rows in the order of ``cohorts``: the expected share active, the expected revenue per active user and
     ``ltv[:, t] = sum_{u <= t} retention[:, u] * arpdau[:, u]``, the expected cumulative revenue per install.
+    ``calendar``: with calendar effects, the realised log effects per calendar day (columns ``day`` and one per
+    effect, ``retention`` / ``revenue``), already included in ``retention`` and ``arpdau``; ``None`` without.
     """
 
     apps: pd.DataFrame
@@ -185,6 +194,7 @@ class PortfolioTruth:
     ltv: np.ndarray
     horizon: int
     observation_end_day: int
+    calendar: pd.DataFrame | None = None
 
     @property
     def ages(self) -> np.ndarray:
@@ -223,6 +233,25 @@ class PortfolioTruth:
         frame = pd.DataFrame({level: self.cohorts[level], "revenue": revenue, "cost": self.cohorts["cost"]})
         sums = frame.groupby(level, sort=False)[["revenue", "cost"]].sum()
         return (sums["revenue"] / sums["cost"]).rename("roas")
+
+
+def _check_calendar(calendar: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    """``calendar`` of :func:`simulate_portfolio` checked: known effects, ``sd >= 0`` and ``0 <= phi < 1``."""
+    if not calendar:
+        return {}
+    out = {}
+    for effect, value in dict(calendar).items():
+        if effect not in ("retention", "revenue"):
+            raise DataValidationError(f"calendar: {effect!r} is not 'retention' or 'revenue'")
+        try:
+            sd, phi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"calendar[{effect!r}]={value!r} must be a pair (sd, phi)") from None
+        if not (np.isfinite(sd) and sd >= 0.0 and 0.0 <= phi < 1.0):
+            raise DataValidationError(f"calendar[{effect!r}]=({sd}, {phi}) needs sd >= 0 and 0 <= phi < 1 (a "
+                                      "stationary AR(1) process)")
+        out[effect] = (sd, phi)
+    return out
 
 
 def _check_int(name: str, value: int, low: int, why: str = "") -> int:
@@ -271,6 +300,7 @@ def simulate_portfolio(
     installs_range: tuple[int, int] = (1000, 20000),
     observation_end_day: int | None = None,
     retention: str | Sequence[str] = "mix",
+    calendar: Mapping[str, tuple[float, float]] | None = None,
     seed: int | np.random.SeedSequence | None,
 ) -> tuple[pd.DataFrame, PortfolioTruth]:
     """Simulate a portfolio of apps > campaigns > daily cohorts and return ``(table, truth)``.
@@ -283,7 +313,9 @@ def simulate_portfolio(
     ``"bdw"`` (subscription-like beta-discrete-Weibull), a list with one family per app, or ``"mix"``
     (alternating, starting with ``"bgbb"``). The generative model and its references are in the module
     docstring; expected curves are computed in closed form (:func:`expected_retention`,
-    :func:`expected_arpdau`), never by simulation.
+    :func:`expected_arpdau`), never by simulation. ``calendar`` adds calendar-day effects shared by every cohort
+    (module docstring: ``{"retention": (sd, phi), "revenue": (sd, phi)}``, either key optional; drawn from a
+    stream of their own, so the rest of the portfolio is the same as without them).
 
     A campaign's daily installs are its volume (log-uniform on ``installs_range``) times
     ``LogNormal(0, 0.3)``, clipped to ``installs_range``. The table has one row per observed cohort x age,
@@ -308,8 +340,10 @@ def simulate_portfolio(
     if not 1 <= lo <= hi:
         raise DataValidationError(f"installs_range={installs_range!r} must satisfy 1 <= low <= high")
     families = _families(retention, n_apps)
+    calendar = _check_calendar(calendar)
 
-    app_rng, camp_rng, cohort_rng, outcome_rng = np.random.default_rng(seed).spawn(4)
+    # spawn(5)'s first four children are spawn(4)'s: calendar effects leave every other draw unchanged
+    app_rng, camp_rng, cohort_rng, outcome_rng, calendar_rng = np.random.default_rng(seed).spawn(5)
     P = len(_PARAMS)
 
     # --- apps: hyper-parameters, monetisation tail and pricing -------------------------------------------------
@@ -364,6 +398,25 @@ def simulate_portfolio(
     col = {k: v[:, None] for k, v in co.items()}
     ret = expected_retention(t, pi=col["pi"], gamma=col["gamma"], delta=col["delta"], c=col["c"])
     arpdau = expected_arpdau(t, level=col["level"], rho=col["rho"])
+    calendar_table = None
+    if calendar:
+        n_days = days + horizon
+        calendar_table = pd.DataFrame({"day": np.arange(n_days)})
+        day = d_idx[:, None] + t.astype(np.int64)[None, :]
+        for effect in ("retention", "revenue"):
+            if effect not in calendar:
+                continue
+            sd, phi = calendar[effect]
+            z = calendar_rng.standard_normal(n_days)
+            x = np.empty(n_days)
+            x[0] = sd / np.sqrt(1.0 - phi**2) * z[0]
+            for i in range(1, n_days):
+                x[i] = phi * x[i - 1] + sd * z[i]
+            calendar_table[effect] = x
+            if effect == "retention":
+                ret = np.where(t[None, :] >= 1, np.minimum(ret * np.exp(x[day]), 1.0), ret)
+            else:
+                arpdau = arpdau * np.exp(x[day])
     ltv = np.cumsum(ret * arpdau, axis=1)
 
     # --- outcomes on the full grid, then censored ---------------------------------------------------------------
@@ -438,6 +491,6 @@ def simulate_portfolio(
     )
     truth = PortfolioTruth(
         apps=apps, campaigns=campaigns, cohorts=cohorts, retention=ret, arpdau=arpdau, ltv=ltv, horizon=horizon,
-        observation_end_day=end,
+        observation_end_day=end, calendar=calendar_table,
     )
     return table, truth

@@ -262,10 +262,7 @@ def make_data(
         raise DataValidationError(
             f"cohort_effects: {unknown[0]!r} is not a parameter of retention={retention!r} ({', '.join(names)})"
         )
-    calendar_effects = (calendar_effects,) if isinstance(calendar_effects, str) else tuple(calendar_effects)
-    bad = [e for e in calendar_effects if e not in CALENDAR_EFFECTS]
-    if bad:
-        raise DataValidationError(f"calendar_effects: {bad[0]!r} is not one of {', '.join(CALENDAR_EFFECTS)}")
+    calendar_effects = check_calendar_effects(calendar_effects)
     cohort_ids = table[cohort_col].astype(str)
     cohorts = pd.Index(pd.unique(cohort_ids))
     ci = cohorts.get_indexer(cohort_ids)
@@ -356,6 +353,15 @@ def make_data(
         data = data._replace(calendar_effects=calendar_effects, acquired=acq, n_periods=n_periods)
     index = {"cohorts": list(cohorts), "groups": labels, "group_cols": list(kept_cols), "max_age": T - 1}
     return data, index
+
+
+def check_calendar_effects(effects: Sequence[str] | str) -> tuple[str, ...]:
+    """``effects`` as a tuple of names from :data:`CALENDAR_EFFECTS`; a clear error for any other name."""
+    effects = (effects,) if isinstance(effects, str) else tuple(effects)
+    bad = [e for e in effects if e not in CALENDAR_EFFECTS]
+    if bad:
+        raise DataValidationError(f"calendar_effects: {bad[0]!r} is not one of {', '.join(CALENDAR_EFFECTS)}")
+    return effects
 
 
 def _acquisition(acquired, ci: np.ndarray, C: int, cohorts: pd.Index, observed: np.ndarray) -> tuple[np.ndarray, int]:

@@ -265,6 +265,10 @@ def test_retention_argument_and_cohorts_per_day():
         (dict(observation_end_day=50), "observation_end_day"),
         (dict(retention="weibull"), "retention family"),
         (dict(retention=["bgbb"]), "one per app"),
+        (dict(calendar={"season": (0.1, 0.5)}), "'season' is not 'retention' or 'revenue'"),
+        (dict(calendar={"revenue": (0.1, 1.0)}), "0 <= phi < 1"),
+        (dict(calendar={"revenue": (-0.1, 0.5)}), "sd >= 0"),
+        (dict(calendar={"revenue": 0.1}), "a pair"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
@@ -275,3 +279,37 @@ def test_bad_arguments_raise(kwargs, match):
 def test_expected_arpdau_formula():
     t = np.array([0, 1, 9, 99])
     np.testing.assert_allclose(expected_arpdau(t, level=0.2, rho=0.5), 0.2 * np.sqrt(1 + t))
+
+
+def test_calendar_effects_scale_the_truth_along_an_ar1_process():
+    """``calendar=``: the truth curves are those without calendar effects times ``exp(x_{day + age})`` (retention
+    from age 1, capped at 1; ARPDAU at every age), the effects follow ``x_d = phi x_{d-1} + sd z_d`` with
+    innovations of sd ``sd``, and the parameters and installs are the same as without them."""
+    kw = dict(n_apps=2, campaigns_per_app=1, days=40, horizon=120, seed=7, retention="bgbb")
+    base_table, base = simulate_portfolio(**kw)
+    table, truth = simulate_portfolio(**kw, calendar={"retention": (0.1, 0.5), "revenue": (0.2, 0.8)})
+    assert base.calendar is None
+    cal = truth.calendar
+    assert cal["day"].tolist() == list(range(40 + 120)) and {"retention", "revenue"} <= set(cal.columns)
+    pd.testing.assert_frame_equal(truth.cohorts, base.cohorts.assign(ltv=truth.cohorts["ltv"],
+                                                                      roas=truth.cohorts["roas"]))
+    np.testing.assert_array_equal(table["installs"], base_table["installs"])
+    day = truth.cohorts["acquired_day"].to_numpy()[:, None] + np.arange(121)[None, :]
+    np.testing.assert_allclose(truth.arpdau, base.arpdau * np.exp(cal["revenue"].to_numpy()[day]), rtol=1e-12)
+    want = np.minimum(base.retention * np.exp(cal["retention"].to_numpy()[day]), 1.0)
+    want[:, 0] = 1.0
+    np.testing.assert_allclose(truth.retention, want, rtol=1e-12)
+    np.testing.assert_allclose(truth.ltv, np.cumsum(truth.retention * truth.arpdau, axis=1), rtol=1e-12)
+    for effect, (sd, phi) in (("retention", (0.1, 0.5)), ("revenue", (0.2, 0.8))):
+        x = cal[effect].to_numpy()
+        innovations = x[1:] - phi * x[:-1]
+        assert abs(innovations.std() / sd - 1) < 0.15
+        assert abs(np.corrcoef(innovations[1:], innovations[:-1])[0, 1]) < 0.2
+    # the observed active users are binomial around the truth with the market in it, not around the truth without
+    obs = table[table["age"] >= 1]
+    row = pd.Index(truth.cohorts["cohort"]).get_indexer(obs["cohort"])
+    n, age = obs["installs"].to_numpy(), obs["age"].to_numpy()
+    for curve, ok in ((truth.retention, True), (base.retention, False)):
+        p = curve[row, age]
+        z = (obs["active_users"].to_numpy() - n * p) / np.sqrt(n * p * (1 - p))
+        assert bool(abs(z.mean()) < 0.1 and 0.85 < z.std() < 1.15) == ok, (z.mean(), z.std())

@@ -1,0 +1,146 @@
+"""Calendar-period effects of the cohort-curve model: the offsets' indexing, their place in the likelihood (a
+constant offset is a level shift), the AR(1) prior and its continuation in the forecasts (against the process's
+closed-form moments), bad input, and recovery of a simulated market's calendar process."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+from numpyro import handlers
+from numpyro.infer import Predictive
+
+from btyd_ltv.data.cohorts import CohortColumns
+from btyd_ltv.data.portfolio import simulate_portfolio
+from btyd_ltv.errors import DataValidationError
+from btyd_ltv.models import cohort_curve as cc
+
+
+def _table():
+    return simulate_portfolio(n_apps=1, campaigns_per_app=2, days=8, seed=5, retention="bgbb")[0]
+
+
+def _data(table, effects=("retention", "revenue")):
+    return cc.make_data(table, group_cols=("campaign",), calendar_effects=effects,
+                        acquired=table["acquired_day"].to_numpy())[0]
+
+
+def test_calendar_offsets_take_the_process_at_the_period_of_each_cell():
+    table = _table()
+    data = _data(table)
+    assert data.n_periods == 8 and data.calendar_effects == ("retention", "revenue")
+    acq = table.groupby("cohort", sort=False)["acquired_day"].first().to_numpy()
+    np.testing.assert_array_equal(data.acquired, acq)
+    walk = 0.01 * np.arange(data.n_periods) + 0.5
+    off = cc.calendar_offsets({"retention": walk, "revenue": walk}, data, 6)
+    period = np.minimum(acq[:, None] + np.arange(6)[None, :], data.n_periods - 1)
+    np.testing.assert_allclose(off["revenue"], walk[period])
+    np.testing.assert_allclose(off["retention"][:, 1:], walk[period][:, 1:])
+    assert (np.asarray(off["retention"][:, 0]) == 0).all()  # everybody is active on the install day
+    # leading draw axes broadcast
+    assert cc.calendar_offsets({"revenue": np.tile(walk, (3, 1))}, data, 6)["revenue"].shape == (3, len(acq), 6)
+
+
+def test_a_constant_calendar_offset_is_a_shift_of_the_levels():
+    """A process stuck at ``g`` adds ``g`` to every cell's log ARPDAU, i.e. to ``log_level``; stuck at ``h`` on
+    retention it adds ``h`` to ``log s(t)`` for ``t >= 1``, i.e. to the BG/BB level ``log_ret``."""
+    table = _table()
+    data = _data(table)
+    C, T = data.observed.shape
+    rng = np.random.default_rng(0)
+    params = {"log_ret": jnp.asarray(rng.uniform(-2.5, -1.5, C)), "logit_churn": jnp.asarray(rng.uniform(-2, 0, C)),
+              "log_kappa": jnp.asarray(rng.uniform(0, 2, C)), "log_level": jnp.asarray(rng.uniform(-3, -1, C)),
+              "rho": jnp.asarray(rng.uniform(0, 0.4, C))}
+    noise = {"log_phi": 4.0, "log_k": -2.0, "log_tau": -1.5, "log_nu": -2.0}
+    g, h = 0.3, -0.2
+    offsets = cc.calendar_offsets({"revenue": np.full(data.n_periods, g), "retention": np.full(data.n_periods, h)},
+                                  data, T)
+    got = cc.log_likelihood(params, noise, data, offsets)
+    shifted = dict(params, log_level=params["log_level"] + g, log_ret=params["log_ret"] + h)
+    np.testing.assert_allclose(got, cc.log_likelihood(shifted, noise, data), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(cc.total_log_likelihood(params, noise, data, offsets), jnp.sum(got), rtol=1e-12)
+    assert not np.allclose(got, cc.log_likelihood(params, noise, data))
+
+
+def test_calendar_prior_is_a_stationary_ar1():
+    """Prior draws of the process given ``sigma, phi``: variance ``sigma^2 / (1 - phi^2)`` at every period and
+    lag-``k`` correlation ``phi^k`` (Hamilton 1994, eqs. 3.4.3-3.4.5)."""
+    data = _data(_table(), ("revenue",))
+    sd, phi = 0.3, 0.8
+    conditioned = handlers.condition(cc._calendar_walks, {"cal_revenue_sd": sd, "cal_revenue_ar": phi})
+    x = np.asarray(Predictive(conditioned, num_samples=20000)(jax.random.PRNGKey(1), data, cc.CohortCurvePriors())[
+        "cal_revenue"])
+    assert x.shape == (20000, data.n_periods)
+    np.testing.assert_allclose(x.var(axis=0), sd**2 / (1 - phi**2), rtol=0.05)
+    for k in (1, 3):
+        r = [np.corrcoef(x[:, p], x[:, p + k])[0, 1] for p in range(data.n_periods - k)]
+        np.testing.assert_allclose(r, phi**k, atol=0.03)
+
+
+def test_forecasts_continue_the_ar1_past_the_fitted_periods():
+    """Past the last fitted period ``P - 1`` the process is ``x_{P-1+k} = phi^k x_{P-1} + noise`` with variance
+    ``sigma^2 (1 - phi^{2k}) / (1 - phi^2)``; the fitted periods are kept as they are."""
+    data = _data(_table(), ("revenue",))
+    P, S, phi, sd = data.n_periods, 40000, 0.6, 0.2
+    walk = np.tile(np.linspace(-0.1, 0.4, P), (S, 1))
+    values = {"cal_revenue": walk, "cal_revenue_sd": np.full(S, sd), "cal_revenue_ar": np.full(S, phi)}
+    ext = np.asarray(cc._extend_walks(jax.random.PRNGKey(2), values, data, P + 6)["revenue"])
+    np.testing.assert_array_equal(ext[:, :P], walk)
+    k = np.arange(1, 7)
+    np.testing.assert_allclose(ext[:, P:].mean(axis=0), 0.4 * phi**k, atol=0.005)
+    np.testing.assert_allclose(ext[:, P:].var(axis=0), sd**2 * (1 - phi ** (2 * k)) / (1 - phi**2), rtol=0.05)
+    still = dict(values, cal_revenue_sd=np.zeros(S))
+    np.testing.assert_allclose(np.asarray(cc._extend_walks(jax.random.PRNGKey(2), still, data, P + 6)[
+        "revenue"])[0, P:], 0.4 * phi**k, rtol=1e-12)
+
+
+def test_calendar_effects_bad_input():
+    table = _table()
+    acq = table["acquired_day"].to_numpy()
+    with pytest.raises(DataValidationError, match="'season' is not one of retention, revenue"):
+        cc.make_data(table, calendar_effects=("season",), acquired=acq)
+    with pytest.raises(DataValidationError, match="need each cohort's acquisition period"):
+        cc.make_data(table, calendar_effects="revenue")
+    with pytest.raises(DataValidationError, match=r"period -1 at row 0 .* is negative"):
+        cc.make_data(table, calendar_effects="revenue", acquired=acq - 1)
+    two = acq.copy()
+    two[1] += 1  # row 1 belongs to the first cohort
+    with pytest.raises(DataValidationError, match="has more than one acquisition period"):
+        cc.make_data(table, calendar_effects="revenue", acquired=two)
+    with pytest.raises(DataValidationError, match="whole period indices"):
+        cc.make_data(table, calendar_effects="revenue", acquired=acq + 0.5)
+    first = table[table["age"] == 0].iloc[:1]
+    with pytest.raises(DataValidationError, match="at least two calendar periods"):
+        cc.make_data(first, calendar_effects="revenue", acquired=first["acquired_day"].to_numpy())
+    data, _ = cc.make_data(table)  # without calendar effects nothing changes
+    assert data.calendar_effects == () and data.acquired is None and "cal_revenue_sd" not in cc.param_names(data)
+
+
+def test_fit_recovers_a_simulated_calendar_process():
+    """One app, 24 daily cohorts of 5k-20k installs in a market whose retention and ARPDAU move with AR(1)
+    calendar processes (sd 0.1 / 0.25, phi 0.7): the posterior mean processes follow the true ones (only their
+    shape is identified: a constant moves into the levels, so compare correlations)."""
+    from btyd_ltv.cohort_workflow import CurveOptions, fit_curves
+    from btyd_ltv.workflow import FitOptions
+
+    table, truth = simulate_portfolio(n_apps=1, campaigns_per_app=1, days=24, horizon=60, installs_range=(5000, 20000),
+                                      retention="bgbb", calendar={"retention": (0.1, 0.7), "revenue": (0.25, 0.7)},
+                                      seed=1)
+    settings = CurveOptions(calendar_effects=("retention", "revenue"), acquired="acquired_day", horizon=60,
+                            max_draws=100, options=FitOptions(num_chains=2, num_warmup=200, num_samples=200, seed=1,
+                                                              progress_bar=False, target_accept_prob=0.9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit_curves(table, CohortColumns(active_users="active_users"), settings=settings)
+    post = res.posterior.posterior
+    for effect, sd in (("retention", 0.1), ("revenue", 0.25)):
+        fitted = np.asarray(post[f"cal_{effect}"]).reshape(-1, res.data.n_periods).mean(axis=0)
+        true = truth.calendar[effect].to_numpy()[: res.data.n_periods]
+        assert np.corrcoef(fitted, true)[0, 1] > 0.8, effect
+        lo, hi = np.quantile(np.asarray(post[f"cal_{effect}_sd"]), [0.01, 0.99])
+        assert lo < sd < hi, (effect, lo, hi)
+    assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
