@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--cohort-effects", default=None,
                     help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
                          "model's)")
+    ap.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw"],
+                    help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
     ap.add_argument("--calendar-effects", default="",
                     help="comma list of calendar-period effects of the Bayesian curves: retention, revenue (AR(1) "
                          "processes over calendar weeks; default: none)")
@@ -55,8 +57,8 @@ def main() -> None:
     if effects is not None and effects != "all":
         effects = tuple(e.strip() for e in effects.split(",") if e.strip())
     calendar = tuple(e.strip() for e in args.calendar_effects.split(",") if e.strip())
-    settings = CurveOptions(period="W", revenue_likelihood=args.revenue_likelihood, cohort_effects=effects,
-                            calendar_effects=calendar,
+    settings = CurveOptions(period="W", retention=args.retention, revenue_likelihood=args.revenue_likelihood,
+                            cohort_effects=effects, calendar_effects=calendar,
                             options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
                                                            num_samples=args.draws, seed=args.seed,
                                                            progress_bar=False, target_accept_prob=0.9))
@@ -72,7 +74,8 @@ def main() -> None:
                                columns=columns, max_cutoffs=args.max_cutoffs, min_mature=args.min_mature)
     print(f"CDNOW weekly cohorts: {table['cohort'].nunique()} cohorts, {len(table)} cohort-weeks; "
           f"{result.rows['cutoff'].nunique()} cutoffs; {time.perf_counter() - t0:.0f} s; seed {args.seed}; "
-          f"revenue likelihood {args.revenue_likelihood}, cohort effects {args.cohort_effects or 'default'}"
+          f"retention {args.retention}, revenue likelihood {args.revenue_likelihood}, cohort effects "
+          f"{args.cohort_effects or 'default'}"
           f"{', calendar effects ' + ','.join(calendar) if calendar else ''}")
     print(result.to_markdown())
 
