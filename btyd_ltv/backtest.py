@@ -174,8 +174,8 @@ def _calendar(
             pos = int(np.argmax(bad))
             raise DataValidationError(
                 f"column {columns.cohort!r}: cohort id {ids.iloc[pos]!r} (row {pos}) is not an ISO date, so the "
-                "acquisition period of each cohort is unknown; pass acquired='<column>' naming a column with the "
-                "acquisition period index or date of each cohort (e.g. acquired='acquired_day')"
+                "acquisition period of each cohort is unknown; pass acquired='<column>' (CLI: --acquired-col) naming "
+                "a column with the acquisition period index or date of each cohort (e.g. acquired_day)"
             )
         source = f"cohort ids ({columns.cohort!r})"
     elif isinstance(acquired, str):

@@ -224,7 +224,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     res = _run("curves", "fit", path, "--calendar-effects", "revenue,season", "--out", tmp_path / "bad", "-q")
     assert res.exit_code == 2 and "'season' is not one of retention, revenue" in res.output, res.output
     res = _run("curves", "fit", path, "--calendar-effects", "revenue", "--out", tmp_path / "bad", "-q")
-    assert res.exit_code == 2 and "is not an ISO date" in res.output, res.output  # ids app1/camp1/d000: no dates
+    assert res.exit_code == 2 and "is not an ISO date" in res.output and "--acquired-col" in res.output, res.output
     assert "Traceback" not in res.output and not (tmp_path / "bad").exists()
     res = _run("curves", "fit", "--dataset", "cdnow", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "not a cohort table" in res.output

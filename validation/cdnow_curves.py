@@ -3,6 +3,8 @@
     python validation/cdnow_curves.py [--max-cutoffs 3] [--chains 2] [--draws 500]
     python validation/cdnow_curves.py --revenue-likelihood whale --cohort-effects all   # the calibrated variant
     python validation/cdnow_curves.py --no-model --learned mlp,tide,lightgbm   # baselines + learned curve models
+    python validation/cdnow_curves.py --calendar-effects retention,revenue   # AR(1) calendar-week effects
+    python validation/cdnow_curves.py --retention bgbb-dw   # activity x beta-discrete-Weibull survival
 
 Data: the shipped CDNOW master log as 13 weekly acquisition cohorts (1997-01..03), followed weekly to 1998-06
 (`btyd_ltv.data.datasets.load_cdnow_weekly`). At each calendar cutoff only the weeks dated on or before it are
