@@ -46,8 +46,8 @@ and some do not. A cohort's cost is ``installs * CPI * LogNormal(0, 0.05)``.
 
 Calendar effects (``calendar=``, off by default): the portfolio's market moves every cohort alive on a calendar day
 together. ``calendar={"retention": (sd, phi), "revenue": (sd, phi)}`` draws a stationary Gaussian AR(1) process per
-named curve over calendar days ``0 .. days - 1 + horizon``, ``x_d = phi x_{d-1} + sd z_d`` with ``x_0`` from the
-stationary ``N(0, sd^2 / (1 - phi^2))``, and multiplies a cohort acquired on day ``a`` by ``exp(x_{a + t})`` at age
+named curve over calendar days ``0 .. days - 1 + horizon`` with stationary sd ``sd``, ``x_d = phi x_{d-1} + sd
+sqrt(1 - phi^2) z_d`` and ``x_0 ~ N(0, sd^2)``, and multiplies a cohort acquired on day ``a`` by ``exp(x_{a + t})`` at age
 ``t``: retention for ``t >= 1`` (capped at 1), ARPDAU at every age. The truth curves include the realised
 process (the expected curves given the market), which :attr:`PortfolioTruth.calendar` records.
 
@@ -409,9 +409,9 @@ def simulate_portfolio(
             sd, phi = calendar[effect]
             z = calendar_rng.standard_normal(n_days)
             x = np.empty(n_days)
-            x[0] = sd / np.sqrt(1.0 - phi**2) * z[0]
+            x[0] = sd * z[0]
             for i in range(1, n_days):
-                x[i] = phi * x[i - 1] + sd * z[i]
+                x[i] = phi * x[i - 1] + sd * np.sqrt(1.0 - phi**2) * z[i]
             calendar_table[effect] = x
             if effect == "retention":
                 ret = np.where(t[None, :] >= 1, np.minimum(ret * np.exp(x[day]), 1.0), ret)

@@ -83,11 +83,13 @@ adds ``h_{a_c + t}`` to ``log s_c(t)`` for ``t >= 1`` (capped at ``s = 1``), eac
 process over calendar periods from the first acquisition period (Hamilton 1994, "Time series analysis",
 ch. 3), non-centred::
 
-    g_0 = sigma_g / sqrt(1 - phi_g^2) z_0,   g_p = phi_g g_{p-1} + sigma_g z_p,   z_p ~ N(0, 1),
+    g_0 = sigma_g z_0,   g_p = phi_g g_{p-1} + sigma_g sqrt(1 - phi_g^2) z_p,   z_p ~ N(0, 1),
     sigma_g ~ HalfNormal(calendar_sd),   phi_g ~ Uniform(0, 1)
 
-so a promotion's spike decays at rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a
-slowly drifting level. (A random walk was tried first: on CDNOW it carried a promotion week at the end of the
+with ``sigma`` the process's stationary sd (the size of the calendar effects), so a promotion's spike decays at
+rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a slowly drifting level. (With the
+innovation sd as the parameter, the start's sd ``sigma / sqrt(1 - phi^2)`` blows up as ``phi -> 1``: one chain of
+a simulated-market calibration fit diverged on every draw there.) (A random walk was tried first: on CDNOW it carried a promotion week at the end of the
 history into every later week.) Age, cohort and period are collinear (age = period - acquisition), so the
 process is identified only through the curve's parametric age shape and the cohort levels' shrinkage; its role
 is the forecast: :func:`predictive_ltv` continues every draw's process past the last observed period, so shocks
@@ -188,7 +190,7 @@ class CohortCurvePriors:
     level_sd: float = 2.0  # log level ~ N(log mean revenue per active user, level_sd)
     rho_sd: float = 0.5
     group_sd: float = 0.5  # HalfNormal scale of every between-group and between-cohort sd
-    calendar_sd: float = 0.2  # HalfNormal scale of the innovation sd of each calendar AR(1) process
+    calendar_sd: float = 0.2  # HalfNormal scale of the stationary sd of each calendar AR(1) process
     kind: str = "default"
 
 
@@ -684,7 +686,7 @@ def _calendar_walks(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
         sd = numpyro.sample(f"cal_{effect}_sd", dist.HalfNormal(pr.calendar_sd))
         phi = numpyro.sample(f"cal_{effect}_ar", dist.Uniform(0.0, 1.0))
         z = numpyro.sample(f"cal_{effect}_z", dist.Normal(0.0, 1.0).expand((data.n_periods,)).to_event(1))
-        e = sd * z.at[0].multiply(1.0 / jnp.sqrt(1.0 - phi ** 2))
+        e = sd * z.at[1:].multiply(jnp.sqrt(1.0 - phi ** 2))
         walks[effect] = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
     return walks
 
@@ -981,7 +983,7 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
         values["log_phi"] = jnp.asarray(5.0)
     if data.revenue_likelihood == "whale":
         values["log_whale_sd"] = jnp.asarray(WHALE_PRIORS["log_whale_sd"][0])
-    for effect in data.calendar_effects:  # a flat process with a small innovation sd
+    for effect in data.calendar_effects:  # a flat process with a small sd
         values[f"cal_{effect}_sd"] = jnp.asarray(0.2 * pr.calendar_sd)
         values[f"cal_{effect}_ar"] = jnp.asarray(0.5)
         values[f"cal_{effect}_z"] = jnp.zeros(data.n_periods)
@@ -1034,8 +1036,8 @@ def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: i
 
 
 def _extend_walks(key, values: dict, data: CohortCurveData, n_periods: int) -> dict:
-    """Every draw's calendar processes continued to ``n_periods`` periods: ``x_p = phi x_{p-1} + sigma z_p``
-    past the last fitted period (module docstring)."""
+    """Every draw's calendar processes continued to ``n_periods`` periods: ``x_p = phi x_{p-1} + sigma sqrt(1 -
+    phi^2) z_p`` past the last fitted period (module docstring)."""
     walks = {}
     for effect in data.calendar_effects:
         key, sub = jax.random.split(key)
@@ -1044,7 +1046,8 @@ def _extend_walks(key, values: dict, data: CohortCurveData, n_periods: int) -> d
         if n_periods > P:
             sd = jnp.asarray(values[f"cal_{effect}_sd"])[:, None]
             phi = jnp.asarray(values[f"cal_{effect}_ar"])
-            future = _ar1(walk[:, -1], phi, sd * jax.random.normal(sub, (S, n_periods - P)))
+            step = sd * jnp.sqrt(1.0 - phi[:, None] ** 2)
+            future = _ar1(walk[:, -1], phi, step * jax.random.normal(sub, (S, n_periods - P)))
             walk = jnp.concatenate([walk, future], axis=1)
         walks[effect] = walk
     return walks

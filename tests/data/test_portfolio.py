@@ -283,8 +283,9 @@ def test_expected_arpdau_formula():
 
 def test_calendar_effects_scale_the_truth_along_an_ar1_process():
     """``calendar=``: the truth curves are those without calendar effects times ``exp(x_{day + age})`` (retention
-    from age 1, capped at 1; ARPDAU at every age), the effects follow ``x_d = phi x_{d-1} + sd z_d`` with
-    innovations of sd ``sd``, and the parameters and installs are the same as without them."""
+    from age 1, capped at 1; ARPDAU at every age), the effects follow ``x_d = phi x_{d-1} + e_d`` with
+    innovations of sd ``sd sqrt(1 - phi^2)`` (stationary sd ``sd``), and the parameters and installs are the same as
+    without them."""
     kw = dict(n_apps=2, campaigns_per_app=1, days=40, horizon=120, seed=7, retention="bgbb")
     base_table, base = simulate_portfolio(**kw)
     table, truth = simulate_portfolio(**kw, calendar={"retention": (0.1, 0.5), "revenue": (0.2, 0.8)})
@@ -303,7 +304,7 @@ def test_calendar_effects_scale_the_truth_along_an_ar1_process():
     for effect, (sd, phi) in (("retention", (0.1, 0.5)), ("revenue", (0.2, 0.8))):
         x = cal[effect].to_numpy()
         innovations = x[1:] - phi * x[:-1]
-        assert abs(innovations.std() / sd - 1) < 0.15
+        assert abs(innovations.std() / (sd * np.sqrt(1 - phi**2)) - 1) < 0.15
         assert abs(np.corrcoef(innovations[1:], innovations[:-1])[0, 1]) < 0.2
     # the observed active users are binomial around the truth with the market in it, not around the truth without
     obs = table[table["age"] >= 1]
