@@ -120,16 +120,25 @@ def test_calendar_effects_bad_input():
     assert data.calendar_effects == () and data.acquired is None and "cal_revenue_sd" not in cc.param_names(data)
 
 
+def _detrend(x: np.ndarray) -> np.ndarray:
+    t = np.arange(x.size)
+    return x - np.polyval(np.polyfit(t, x, 1), t)
+
+
 def test_fit_recovers_a_simulated_calendar_process():
-    """One app, 24 daily cohorts of 5k-20k installs in a market whose retention and ARPDAU move with AR(1)
-    calendar processes (stationary sd 0.15 / 0.35, phi 0.7): the posterior mean processes follow the true ones (only their
-    shape is identified: a constant moves into the levels, so compare correlations)."""
+    """One app, 24 daily cohorts of 50k-100k installs in a market whose retention and ARPDAU move with AR(1)
+    calendar processes (stationary sd 0.15 / 0.35, phi 0.7): the posterior mean processes follow the true ones.
+    (At 5k-20k installs whale purchases swamp a day's revenue: the raw revenue per active user by calendar day
+    correlates 0.65 with the true revenue process, and the fit 0.68.) Only the non-linear part of a process is
+    identified: period = acquisition + age, so a linear trend in calendar time can move into the cohort levels and
+    the age curve (the age-period-cohort identification problem; Holford 1983, Biometrics 39(2)). So compare the
+    processes after removing a linear trend from each."""
     from btyd_ltv.cohort_workflow import CurveOptions, fit_curves
     from btyd_ltv.workflow import FitOptions
 
-    table, truth = simulate_portfolio(n_apps=1, campaigns_per_app=1, days=24, horizon=60, installs_range=(5000, 20000),
-                                      retention="bgbb", calendar={"retention": (0.15, 0.7), "revenue": (0.35, 0.7)},
-                                      seed=1)
+    table, truth = simulate_portfolio(n_apps=1, campaigns_per_app=1, days=24, horizon=60,
+                                      installs_range=(50000, 100000), retention="bgbb",
+                                      calendar={"retention": (0.15, 0.7), "revenue": (0.35, 0.7)}, seed=1)
     settings = CurveOptions(calendar_effects=("retention", "revenue"), acquired="acquired_day", horizon=60,
                             max_draws=100, options=FitOptions(num_chains=2, num_warmup=200, num_samples=200, seed=1,
                                                               progress_bar=False, target_accept_prob=0.9))
@@ -140,7 +149,7 @@ def test_fit_recovers_a_simulated_calendar_process():
     for effect, sd in (("retention", 0.15), ("revenue", 0.35)):
         fitted = np.asarray(post[f"cal_{effect}"]).reshape(-1, res.data.n_periods).mean(axis=0)
         true = truth.calendar[effect].to_numpy()[: res.data.n_periods]
-        assert np.corrcoef(fitted, true)[0, 1] > 0.8, effect
+        assert np.corrcoef(_detrend(fitted), _detrend(true))[0, 1] > 0.9, effect
         lo, hi = np.quantile(np.asarray(post[f"cal_{effect}_sd"]), [0.01, 0.99])
         assert lo < sd < hi, (effect, lo, hi)
     assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
