@@ -46,10 +46,11 @@ and some do not. A cohort's cost is ``installs * CPI * LogNormal(0, 0.05)``.
 
 Calendar effects (``calendar=``, off by default): the portfolio's market moves every cohort alive on a calendar day
 together. ``calendar={"retention": (sd, phi), "revenue": (sd, phi)}`` draws a stationary Gaussian AR(1) process per
-named curve over calendar days ``0 .. days - 1 + horizon`` with stationary sd ``sd``, ``x_d = phi x_{d-1} + sd
-sqrt(1 - phi^2) z_d`` and ``x_0 ~ N(0, sd^2)``, and multiplies a cohort acquired on day ``a`` by ``exp(x_{a + t})`` at age
-``t``: retention for ``t >= 1`` (capped at 1), ARPDAU at every age. The truth curves include the realised
-process (the expected curves given the market), which :attr:`PortfolioTruth.calendar` records.
+named curve over calendar days ``0 .. days - 1 + horizon`` with stationary sd ``sd``,
+``x_d = phi x_{d-1} + sd sqrt(1 - phi^2) z_d`` and ``x_0 ~ N(0, sd^2)``, and multiplies a cohort acquired on day
+``a`` by ``exp(x_{a + t})`` at age ``t``: retention for ``t >= 1`` (capped at 1), ARPDAU at every age. The truth
+curves include the realised process (the expected curves given the market), which :attr:`PortfolioTruth.calendar`
+records.
 
 Counts on different days of one cohort are conditionally independent given the truth (the aggregate binomial
 likelihood most cohort-curve models assume), not a panel of the same users.

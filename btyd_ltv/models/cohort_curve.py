@@ -87,14 +87,14 @@ ch. 3), non-centred::
     sigma_g ~ HalfNormal(calendar_sd),   phi_g ~ Uniform(0, 1)
 
 with ``sigma`` the process's stationary sd (the size of the calendar effects), so a promotion's spike decays at
-rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a slowly drifting level. (With the
-innovation sd as the parameter, the start's sd ``sigma / sqrt(1 - phi^2)`` blows up as ``phi -> 1``: one chain of
-a simulated-market calibration fit diverged on every draw there.) (A random walk was tried first: on CDNOW it carried a promotion week at the end of the
-history into every later week.) Age, cohort and period are collinear (age = period - acquisition), so the
-process is identified only through the curve's parametric age shape and the cohort levels' shrinkage; its role
-is the forecast: :func:`predictive_ltv` continues every draw's process past the last observed period, so shocks
-shared by all cohorts widen the intervals of every cohort's future, as they should when a portfolio moves
-together.
+rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a slowly drifting level. A random
+walk was tried first: on CDNOW it carried a promotion week at the end of the history into every later week. With
+the innovation sd as the parameter, the start's sd ``sigma / sqrt(1 - phi^2)`` blows up as ``phi -> 1``: one
+chain of a simulated-market calibration fit diverged on every draw there. Age, cohort and period are collinear
+(age = period - acquisition), so the process is identified only through the curve's parametric age shape and the
+cohort levels' shrinkage; its role is the forecast: :func:`predictive_ltv` continues every draw's process past
+the last observed period, so shocks shared by all cohorts widen the intervals of every cohort's future, as they
+should when a portfolio moves together.
 
 **Cumulative LTV per install** ``L_c(D) = sum_{t <= D} s_c(t) arpdau_c(t)`` is non-decreasing by construction
 for every draw; :func:`predictive_ltv` adds simulated future revenue to the observed cumulative value.
@@ -652,17 +652,17 @@ def _with_calendar(log_s, log_a, calendar: dict | None):
     return log_s, log_a
 
 
-def calendar_offsets(walks: dict, data: CohortCurveData, n_ages: int) -> dict:
+def calendar_offsets(processes: dict, data: CohortCurveData, n_ages: int) -> dict:
     """Log offsets ``(..., C, n_ages)`` of each cohort's retention and ARPDAU at ages ``0..n_ages-1`` from the
-    calendar processes ``walks[effect]`` ``(..., P)`` (module docstring): the process at period ``a_c + t``, and 0
-    for retention at ``t = 0``. Periods past ``P - 1`` take the last value (the likelihood's unobserved cells);
+    calendar processes ``processes[effect]`` ``(..., P)`` (module docstring): the process at period ``a_c + t``,
+    and 0 for retention at ``t = 0``. Periods past ``P - 1`` take the last value (the likelihood's unobserved cells);
     :func:`predictive_ltv` extends the processes to cover every forecast period first."""
     t = np.arange(n_ages)
     out = {}
-    for effect, walk in walks.items():
-        walk = jnp.asarray(walk)
-        idx = np.minimum(np.asarray(data.acquired)[:, None] + t[None, :], walk.shape[-1] - 1)
-        off = jnp.take(walk, idx, axis=-1)
+    for effect, x in processes.items():
+        x = jnp.asarray(x)
+        idx = np.minimum(np.asarray(data.acquired)[:, None] + t[None, :], x.shape[-1] - 1)
+        off = jnp.take(x, idx, axis=-1)
         out[effect] = jnp.where(t > 0, off, 0.0) if effect == "retention" else off
     return out
 
@@ -677,18 +677,18 @@ def _ar1(start, phi, innovations):
     return jnp.moveaxis(xs, 0, -1)
 
 
-def _calendar_walks(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
+def _calendar_processes(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
     """The non-centred calendar AR(1) processes (module docstring): ``cal_{effect}_sd``, ``cal_{effect}_ar``,
     ``cal_{effect}_z`` and the deterministic process ``cal_{effect}`` over periods ``0..n_periods-1``, started
     from its stationary distribution."""
-    walks = {}
+    processes = {}
     for effect in data.calendar_effects:
         sd = numpyro.sample(f"cal_{effect}_sd", dist.HalfNormal(pr.calendar_sd))
         phi = numpyro.sample(f"cal_{effect}_ar", dist.Uniform(0.0, 1.0))
         z = numpyro.sample(f"cal_{effect}_z", dist.Normal(0.0, 1.0).expand((data.n_periods,)).to_event(1))
         e = sd * z.at[1:].multiply(jnp.sqrt(1.0 - phi ** 2))
-        walks[effect] = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
-    return walks
+        processes[effect] = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
+    return processes
 
 
 def _active_log_prob(active, installs, log_s, log_phi, likelihood: str):
@@ -930,8 +930,8 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
         noise["log_phi"] = numpyro.sample("log_phi", dist.Normal(5.0, 3.0))
     if data.revenue_likelihood == "whale":
         noise["log_whale_sd"] = numpyro.sample("log_whale_sd", dist.Normal(*WHALE_PRIORS["log_whale_sd"]))
-    walks = _calendar_walks(data, pr)
-    calendar = calendar_offsets(walks, data, data.observed.shape[1]) if walks else None
+    processes = _calendar_processes(data, pr)
+    calendar = calendar_offsets(processes, data, data.observed.shape[1]) if processes else None
     numpyro.factor("loglik", total_log_likelihood(params, noise, data, calendar))
 
 
@@ -1035,22 +1035,22 @@ def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: i
     return np.asarray(jnp.exp(log_s + log_a))
 
 
-def _extend_walks(key, values: dict, data: CohortCurveData, n_periods: int) -> dict:
+def _extend_processes(key, values: dict, data: CohortCurveData, n_periods: int) -> dict:
     """Every draw's calendar processes continued to ``n_periods`` periods: ``x_p = phi x_{p-1} + sigma sqrt(1 -
     phi^2) z_p`` past the last fitted period (module docstring)."""
-    walks = {}
+    processes = {}
     for effect in data.calendar_effects:
         key, sub = jax.random.split(key)
-        walk = jnp.asarray(values[f"cal_{effect}"])
-        S, P = walk.shape
+        x = jnp.asarray(values[f"cal_{effect}"])
+        S, P = x.shape
         if n_periods > P:
             sd = jnp.asarray(values[f"cal_{effect}_sd"])[:, None]
             phi = jnp.asarray(values[f"cal_{effect}_ar"])
             step = sd * jnp.sqrt(1.0 - phi[:, None] ** 2)
-            future = _ar1(walk[:, -1], phi, step * jax.random.normal(sub, (S, n_periods - P)))
-            walk = jnp.concatenate([walk, future], axis=1)
-        walks[effect] = walk
-    return walks
+            future = _ar1(x[:, -1], phi, step * jax.random.normal(sub, (S, n_periods - P)))
+            x = jnp.concatenate([x, future], axis=1)
+        processes[effect] = x
+    return processes
 
 
 def _observed_cumulative(data: CohortCurveData, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1088,7 +1088,7 @@ def predictive_ltv(
     revenue from the cell's zero-inflated log-normal -- added up: ``L(D) = L_obs(k) + sum_{k < t <= D} R_t / N``.
     ``kind="expected"``: the model's expected curve ``sum_{t <= D} s_c(t) arpdau_c(t)`` from age 0, not anchored
     on the data (the quantity a simulation's true curve is compared with). With calendar effects both kinds
-    continue each draw's calendar walks past the fitted periods (:func:`_extend_walks`).
+    continue each draw's calendar processes past the fitted periods (:func:`_extend_processes`).
     """
     if kind not in ("predictive", "expected"):
         raise ValueError(f"kind must be 'predictive' or 'expected', got {kind!r}")
@@ -1109,8 +1109,8 @@ def predictive_ltv(
     for start in range(0, S, chunk):
         sl = {k: jnp.asarray(v[start:start + chunk]) for k, v in values.items()}
         key, sub = jax.random.split(key)
-        walks = _extend_walks(jax.random.fold_in(sub, 1), sl, data, n_periods) if n_periods else {}
-        calendar = calendar_offsets(walks, data, H1) if walks else {}
+        processes = _extend_processes(jax.random.fold_in(sub, 1), sl, data, n_periods) if n_periods else {}
+        calendar = calendar_offsets(processes, data, H1) if processes else {}
         if kind == "expected":
             inc = expected_revenue_per_install(sl, data, horizon, calendar)  # (s, C, H1)
             out[:, :, start:start + chunk] = np.cumsum(inc, axis=-1).transpose(1, 2, 0)

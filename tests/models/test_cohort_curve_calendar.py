@@ -35,14 +35,14 @@ def test_calendar_offsets_take_the_process_at_the_period_of_each_cell():
     assert data.n_periods == 8 and data.calendar_effects == ("retention", "revenue")
     acq = table.groupby("cohort", sort=False)["acquired_day"].first().to_numpy()
     np.testing.assert_array_equal(data.acquired, acq)
-    walk = 0.01 * np.arange(data.n_periods) + 0.5
-    off = cc.calendar_offsets({"retention": walk, "revenue": walk}, data, 6)
+    x = 0.01 * np.arange(data.n_periods) + 0.5
+    off = cc.calendar_offsets({"retention": x, "revenue": x}, data, 6)
     period = np.minimum(acq[:, None] + np.arange(6)[None, :], data.n_periods - 1)
-    np.testing.assert_allclose(off["revenue"], walk[period])
-    np.testing.assert_allclose(off["retention"][:, 1:], walk[period][:, 1:])
+    np.testing.assert_allclose(off["revenue"], x[period])
+    np.testing.assert_allclose(off["retention"][:, 1:], x[period][:, 1:])
     assert (np.asarray(off["retention"][:, 0]) == 0).all()  # everybody is active on the install day
     # leading draw axes broadcast
-    assert cc.calendar_offsets({"revenue": np.tile(walk, (3, 1))}, data, 6)["revenue"].shape == (3, len(acq), 6)
+    assert cc.calendar_offsets({"revenue": np.tile(x, (3, 1))}, data, 6)["revenue"].shape == (3, len(acq), 6)
 
 
 def test_a_constant_calendar_offset_is_a_shift_of_the_levels():
@@ -71,7 +71,7 @@ def test_calendar_prior_is_a_stationary_ar1():
     period and lag-``k`` correlation ``phi^k`` (Hamilton 1994, eqs. 3.4.3-3.4.5)."""
     data = _data(_table(), ("revenue",))
     sd, phi = 0.3, 0.8
-    conditioned = handlers.condition(cc._calendar_walks, {"cal_revenue_sd": sd, "cal_revenue_ar": phi})
+    conditioned = handlers.condition(cc._calendar_processes, {"cal_revenue_sd": sd, "cal_revenue_ar": phi})
     x = np.asarray(Predictive(conditioned, num_samples=20000)(jax.random.PRNGKey(1), data, cc.CohortCurvePriors())[
         "cal_revenue"])
     assert x.shape == (20000, data.n_periods)
@@ -86,15 +86,15 @@ def test_forecasts_continue_the_ar1_past_the_fitted_periods():
     ``sigma^2 (1 - phi^{2k})`` (``sigma`` the stationary sd); the fitted periods are kept as they are."""
     data = _data(_table(), ("revenue",))
     P, S, phi, sd = data.n_periods, 40000, 0.6, 0.2
-    walk = np.tile(np.linspace(-0.1, 0.4, P), (S, 1))
-    values = {"cal_revenue": walk, "cal_revenue_sd": np.full(S, sd), "cal_revenue_ar": np.full(S, phi)}
-    ext = np.asarray(cc._extend_walks(jax.random.PRNGKey(2), values, data, P + 6)["revenue"])
-    np.testing.assert_array_equal(ext[:, :P], walk)
+    x = np.tile(np.linspace(-0.1, 0.4, P), (S, 1))
+    values = {"cal_revenue": x, "cal_revenue_sd": np.full(S, sd), "cal_revenue_ar": np.full(S, phi)}
+    ext = np.asarray(cc._extend_processes(jax.random.PRNGKey(2), values, data, P + 6)["revenue"])
+    np.testing.assert_array_equal(ext[:, :P], x)
     k = np.arange(1, 7)
     np.testing.assert_allclose(ext[:, P:].mean(axis=0), 0.4 * phi**k, atol=0.005)
     np.testing.assert_allclose(ext[:, P:].var(axis=0), sd**2 * (1 - phi ** (2 * k)), rtol=0.05)
     still = dict(values, cal_revenue_sd=np.zeros(S))
-    np.testing.assert_allclose(np.asarray(cc._extend_walks(jax.random.PRNGKey(2), still, data, P + 6)[
+    np.testing.assert_allclose(np.asarray(cc._extend_processes(jax.random.PRNGKey(2), still, data, P + 6)[
         "revenue"])[0, P:], 0.4 * phi**k, rtol=1e-12)
 
 
