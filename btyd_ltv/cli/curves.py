@@ -30,6 +30,13 @@ def _cohort_input(input_path: Optional[Path], dataset: Optional[str]):
     return read_table(input_path), None
 
 
+def _acquired_col(acquired: Optional[str], info) -> Optional[str]:
+    """``--acquired-col``, defaulting to ``acquired_day`` for the built-in game portfolio."""
+    if acquired is None and info is not None and info.name == "game-portfolio":
+        return "acquired_day"
+    return acquired
+
+
 def _columns(table, info, *, cohort_col, age_col, installs_col, revenue_col, active_col, payers_col, cost_col,
              groups):
     from btyd_ltv.data.cohorts import CohortColumns
@@ -143,8 +150,7 @@ def fit_command(
         period = info.freq
     if retention is None:
         retention = "bgbb-dw" if info is not None and info.name == "game-portfolio" else "bgbb"
-    if acquired is None and info is not None and info.name == "game-portfolio":
-        acquired = "acquired_day"
+    acquired = _acquired_col(acquired, info)
     columns = _columns(table, info, cohort_col=cohort_col, age_col=age_col, installs_col=installs_col,
                        revenue_col=revenue_col, active_col=active_col, payers_col=payers_col, cost_col=cost_col,
                        groups=groups)
@@ -308,8 +314,7 @@ def backtest_command(
     table, info = _cohort_input(input_path, dataset)
     if info is not None:
         period = info.freq or period
-        if acquired is None and info.name == "game-portfolio":
-            acquired = "acquired_day"
+    acquired = _acquired_col(acquired, info)
     columns = _columns(table, info, cohort_col="cohort", age_col="age", installs_col="installs",
                        revenue_col="revenue", active_col=None, payers_col=None, cost_col=None, groups=groups)
     factories = {"multiplier": bt.multiplier, "chain_ladder": bt.chain_ladder, "regression": bt.regression,

@@ -401,6 +401,8 @@ def simulate_portfolio(
     arpdau = expected_arpdau(t, level=col["level"], rho=col["rho"])
     calendar_table = None
     if calendar:
+        from scipy.signal import lfilter  # only here: scipy.signal is slow to import
+
         n_days = days + horizon
         calendar_table = pd.DataFrame({"day": np.arange(n_days)})
         day = d_idx[:, None] + t.astype(np.int64)[None, :]
@@ -409,10 +411,9 @@ def simulate_portfolio(
                 continue
             sd, phi = calendar[effect]
             z = calendar_rng.standard_normal(n_days)
-            x = np.empty(n_days)
-            x[0] = sd * z[0]
-            for i in range(1, n_days):
-                x[i] = phi * x[i - 1] + sd * np.sqrt(1.0 - phi**2) * z[i]
+            innovations = sd * np.sqrt(1.0 - phi**2) * z
+            innovations[0] = sd * z[0]  # the stationary start
+            x = lfilter([1.0], [1.0, -phi], innovations)  # x_d = phi x_{d-1} + innovation_d
             calendar_table[effect] = x
             if effect == "retention":
                 ret = np.where(t[None, :] >= 1, np.minimum(ret * np.exp(x[day]), 1.0), ret)

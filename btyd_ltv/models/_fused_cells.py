@@ -35,8 +35,10 @@ _EPS = {"float64": 1e-12, "float32": 1e-7}
 
 
 def applies(data) -> bool:
-    """Whether the fused pass covers ``data``'s likelihood (observed active users, normal, log-normal)."""
-    return bool(data.has_active) and data.likelihood == "normal" and data.revenue_likelihood == "lognormal"
+    """Whether the fused pass covers ``data``'s likelihood (observed active users, normal, log-normal, no
+    calendar effects)."""
+    return (bool(data.has_active) and data.likelihood == "normal" and data.revenue_likelihood == "lognormal"
+            and not data.calendar_effects)
 
 
 def _constants(data, dtype) -> dict:

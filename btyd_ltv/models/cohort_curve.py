@@ -627,7 +627,7 @@ def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData, calen
     log-normal revenue (and no calendar effects) its value and gradient come from one fused pass
     (:mod:`btyd_ltv.models._fused_cells`, in ``data.precision``); otherwise it is the autodiff sum of the cell
     array."""
-    if calendar or not _fused_cells.applies(data):
+    if not _fused_cells.applies(data):
         return jnp.sum(log_likelihood(params, noise, data, calendar))
     C, T = data.observed.shape
     if "log_c" not in params:  # sBG survival: the retention grid is built inside the fused pass
