@@ -908,8 +908,10 @@ class BacktestResult:
     """Per-cohort rows of a rolling-origin backtest, and their summary by model, origin age and checkpoint.
 
     ``rows``: one row per (model, cutoff, k, cohort, checkpoint) with columns ``model``, ``cutoff`` (period index;
-    plus ``cutoff_date``, the first day of that period, when the calendar comes from dates), ``k``, ``cohort`` (and
-    the grouping columns of ``columns.groups``, to slice the scores), ``checkpoint``, ``installs``, ``observed``
+    plus ``cutoff_date``, the first day of that period, when the calendar comes from dates), ``oldest_age`` (the
+    oldest age any cohort shows in the history at that cutoff: how far the history's own curves reach), ``k``,
+    ``cohort`` (and the grouping columns of ``columns.groups``, to slice the scores), ``checkpoint``, ``installs``,
+    ``observed``
     (``L(k)``), ``actual`` (``L(H)`` in the full table), ``forecast``, ``lower_<L>`` / ``upper_<L>`` for each
     central interval level ``L`` (NaN for point forecasts or cells without draws) and ``crps`` (likewise NaN).
     """
@@ -918,8 +920,10 @@ class BacktestResult:
     levels: tuple[float, ...] = (0.8, 0.95)
     models: tuple[str, ...] = ()
 
-    def score(self) -> pd.DataFrame:
-        """One row per (model, k, checkpoint), models in input order. With weights ``w = installs``:
+    def score(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per (model, k, checkpoint), models in input order; with ``by`` (columns of :attr:`rows`, e.g. a
+        grouping column or a binned ``oldest_age``), one row per (model, *by, k, checkpoint). With weights
+        ``w = installs``:
 
         - ``n_cohorts``: cohorts scored (each cohort is ``k`` old at one cutoff only), ``n_cutoffs``;
         - ``median_ape``: median of ``|forecast - actual| / actual`` over rows with ``actual > 0``;
@@ -934,9 +938,17 @@ class BacktestResult:
         - ``crps``: mean CRPS over those rows (:func:`~btyd_ltv.metrics.crps_samples`; NaN without draws).
         """
         r = self.rows
+        by = [by] if isinstance(by, str) else list(by or ())
+        missing = [c for c in by if c not in r.columns]
+        if missing or any(c in ("model", "k", "checkpoint") for c in by):
+            raise DataValidationError(
+                f"score(by=...): {missing or by} must be columns of the backtest rows other than model, k and "
+                f"checkpoint (rows have {list(r.columns)})"
+            )
         out = []
         order = {m: i for i, m in enumerate(self.models or tuple(dict.fromkeys(r["model"])))}
-        for (model, k, h), g in r.groupby(["model", "k", "checkpoint"], sort=False):
+        for key, g in r.groupby(["model", *by, "k", "checkpoint"], sort=False, dropna=False):
+            model, *slices, k, h = key
             w, p, y = (g[c].to_numpy(dtype=np.float64) for c in ("installs", "forecast", "actual"))
             pos = y > 0
             denom = float(w @ y)
@@ -944,6 +956,7 @@ class BacktestResult:
             by_cut = by_cut[by_cut["wy"] > 0]
             row: dict[str, Any] = {
                 "model": model,
+                **dict(zip(by, slices)),
                 "k": int(k),
                 "checkpoint": int(h),
                 "n_cohorts": len(g),
@@ -967,11 +980,11 @@ class BacktestResult:
         if table.empty:
             return table
         table["_o"] = table["model"].map(order)
-        return table.sort_values(["_o", "k", "checkpoint"]).drop(columns="_o").reset_index(drop=True)
+        return table.sort_values(["_o", *by, "k", "checkpoint"]).drop(columns="_o").reset_index(drop=True)
 
-    def to_markdown(self, floatfmt: str = ".3g") -> str:
-        """The :meth:`score` table as a Markdown pipe table (:func:`score_markdown`)."""
-        return score_markdown(self.score(), floatfmt)
+    def to_markdown(self, floatfmt: str = ".3g", by: str | Sequence[str] | None = None) -> str:
+        """The :meth:`score` table (sliced ``by`` those columns) as a Markdown pipe table (:func:`score_markdown`)."""
+        return score_markdown(self.score(by), floatfmt)
 
 
 def score_markdown(scores: pd.DataFrame, floatfmt: str = ".3g") -> str:
@@ -1107,6 +1120,7 @@ def rolling_origin(
         c = rec["c"].to_numpy()
         base = {
             "cutoff": int(t),
+            "oldest_age": int(history[columns.age].max()),
             "k": rec["k"].to_numpy(),
             "cohort": ids[c].astype(str),
             **{g: group_values[g][c] for g in columns.groups},

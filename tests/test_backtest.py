@@ -405,6 +405,7 @@ def test_rolling_origin_records_on_a_tiny_table():
     assert list(zip(rows["cutoff"], rows["cohort"], rows["checkpoint"])) == [(2, "B", 2), (3, "C", 2)]
     np.testing.assert_allclose(rows["observed"], [0.22, 0.33])
     np.testing.assert_allclose(rows["actual"], [0.24, 0.36])
+    assert list(rows["oldest_age"]) == [2, 3]  # cohort A (acquired at 0) is the oldest in every history
     # without the maturity condition: one call per cutoff with every target (all k) and every checkpoint
     calls = []
 
@@ -427,6 +428,31 @@ def test_oracle_and_doubled_forecasts(portfolio):
     np.testing.assert_allclose(d[["median_ape", "wape", "bias", "portfolio_error"]], 1.0, rtol=1e-12)
     assert d[["coverage_80", "coverage_95", "crps"]].isna().all().all()
     assert (o["n_cohorts"].to_numpy() == d["n_cohorts"].to_numpy()).all()
+
+
+def test_scores_sliced_by_a_rows_column_match_the_scores_of_each_slice(portfolio):
+    kw = dict(ks=(3, 7), checkpoints=(7, 14, 30), acquired="acquired_day", columns=PORTFOLIO_COLUMNS)
+    res = bt.rolling_origin(portfolio, {"double": oracle(portfolio, 2.0, with_samples=True),
+                                        "mult": bt.multiplier(columns=PORTFOLIO_COLUMNS)}, **kw)
+    r = res.rows
+    # the oldest age in each cutoff's history: the cutoff minus the first acquisition day (all observed to then)
+    first = int(portfolio["acquired_day"].min())
+    np.testing.assert_array_equal(r["oldest_age"], r["cutoff"] - first)
+    r = r.assign(history=np.where(r["oldest_age"] < 20, "short", "long"))
+    sliced = bt.BacktestResult(rows=r, levels=res.levels, models=res.models).score(by="history")
+    assert list(sliced.columns[:4]) == ["model", "history", "k", "checkpoint"]
+    assert list(dict.fromkeys(sliced["model"])) == ["double", "mult"]  # input order kept
+    for h in ("short", "long"):
+        alone = bt.BacktestResult(rows=r[r["history"] == h], levels=res.levels, models=res.models).score()
+        mine = sliced[sliced["history"] == h].drop(columns="history").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+    assert sliced["n_cohorts"].sum() == res.score()["n_cohorts"].sum()
+    md = bt.BacktestResult(rows=r, levels=res.levels, models=res.models).to_markdown(by="history")
+    assert md.splitlines()[0].startswith("| model | history | k | checkpoint |")
+    with pytest.raises(DataValidationError, match="columns of the backtest rows"):
+        res.score(by="app_name")
+    with pytest.raises(DataValidationError, match="other than model, k and checkpoint"):
+        res.score(by=["k"])
 
 
 def _expected_counts(acq: np.ndarray, last: np.ndarray, ks, hs, min_mature: int = 1) -> dict:

@@ -5,6 +5,7 @@
     python validation/cdnow_curves.py --no-model --learned mlp,tide,lightgbm   # baselines + learned curve models
     python validation/cdnow_curves.py --calendar-effects retention,revenue   # AR(1) calendar-week effects
     python validation/cdnow_curves.py --retention bgbb-dw   # activity x beta-discrete-Weibull survival
+    python validation/cdnow_curves.py --history-bins 7,13   # the second table's slices of the history's length
 
 Data: the shipped CDNOW master log as 13 weekly acquisition cohorts (1997-01..03), followed weekly to 1998-06
 (`btyd_ltv.data.datasets.load_cdnow_weekly`). At each calendar cutoff only the weeks dated on or before it are
@@ -16,12 +17,18 @@ checkpoints some cohort in the history has reached). Models: our Bayesian curves
 retention x ARPDAU, cohort-level partial pooling), the multiplier, chain ladder with Mack standard errors, OLS of
 L(H) on L(k), and power-law retention x constant ARPDAU; with ``--learned``, the learned curve models of
 :mod:`btyd_ltv.adapters.curve_baselines` (MLP, TiDE, LightGBM; the ``[deep]`` extra).
+
+A second table scores the same forecasts sliced by the length of the history behind them: the oldest age any
+cohort shows at the cutoff (``oldest_age`` of the backtest rows), binned at ``--history-bins``. At the first
+cutoffs every cohort in the history is young, so a 52-week forecast has no mature curve to borrow from.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+
+import numpy as np
 
 from btyd_ltv import backtest as bt
 from btyd_ltv.cohort_workflow import CurveOptions, curve_forecaster
@@ -51,7 +58,11 @@ def main() -> None:
     ap.add_argument("--calendar-effects", default="",
                     help="comma list of calendar-period effects of the Bayesian curves: retention, revenue (AR(1) "
                          "processes over calendar weeks; default: none)")
+    ap.add_argument("--history-bins", default="7,13",
+                    help="comma list of bin edges (weeks) of the oldest age in the history at the cutoff, for the "
+                         "second table (a bin holds oldest ages from its lower edge up to the next edge minus 1)")
     args = ap.parse_args()
+    edges = sorted(int(e) for e in args.history_bins.split(",") if e.strip())
     table = load_cdnow_weekly()
     columns = CohortColumns(active_users="active_users", payers="payers")
     forecasters = bt.baselines(columns, seed=args.seed)
@@ -80,6 +91,18 @@ def main() -> None:
           f"{args.cohort_effects or 'default'}"
           f"{', calendar effects ' + ','.join(calendar) if calendar else ''}")
     print(result.to_markdown())
+    print(_by_history(result, edges))
+
+
+def _by_history(result: bt.BacktestResult, edges: list[int]) -> str:
+    """The score table sliced by the oldest age in the history at the cutoff, in the bins between ``edges``."""
+    rows = result.rows.assign(history_bin=np.digitize(result.rows["oldest_age"], edges))
+    span = rows.groupby("history_bin")["oldest_age"].agg(["min", "max"])  # the ages each bin actually holds
+    labels = {b: f"{lo}-{hi}" if lo < hi else f"{lo}" for b, (lo, hi) in span.iterrows()}
+    scores = bt.BacktestResult(rows=rows, levels=result.levels, models=result.models).score(by="history_bin")
+    scores.insert(1, "history_weeks", scores.pop("history_bin").map(labels))
+    return ("\nThe same forecasts by the oldest age in the history at the cutoff (weeks):\n"
+            + bt.score_markdown(scores))
 
 
 if __name__ == "__main__":
