@@ -256,9 +256,7 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     curves, coh, groups_t, group_draws = _summaries(draws, data, index, clean, columns, settings)
     known = set(meta["index"]["cohorts"])
     coh.insert(1, "in_posterior", [c in known for c in index["cohorts"]])
-    names = [n for n in posterior.posterior.data_vars if n.endswith("_mu") or "_sd_" in n or n in cc.NOISE_PARAMS
-             or (n.startswith("cal_") and n.endswith(("_sd", "_ar")))]
-    params = params_table(posterior, names)
+    params = params_table(posterior, cc.param_names(data))  # the fit's hyper-parameters: same model, same levels
     return CurveFit(posterior, data, index, clean, draws, curves, coh, groups_t, group_draws, params, None,
                     columns, settings)
 

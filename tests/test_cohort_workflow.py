@@ -118,6 +118,9 @@ def test_write_and_predict_from_posterior(curve_fit, tmp_path):
     pred = predict_curves(post, newer, horizon=60, max_draws=100, seed=1)
     flags = pred.cohorts.set_index("cohort")["in_posterior"]
     assert flags.sum() == len(curve_fit.index["cohorts"]) and (~flags).sum() == 4 * 3
+    # the written posterior's hyper-parameters, in the fit's order (a newer table does not change the model)
+    pd.testing.assert_index_equal(pred.params.index, curve_fit.params.index)
+    np.testing.assert_allclose(pred.params["mean"], curve_fit.params["mean"], rtol=1e-6)
     # anchored on the newer observations
     c = curve_fit.index["cohorts"][0]
     got = pred.curves[(pred.curves["cohort"] == c)].set_index("age")
