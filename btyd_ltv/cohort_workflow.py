@@ -72,6 +72,14 @@ class CurveFit:
     columns: CohortColumns
     settings: CurveOptions
 
+    @property
+    def oldest_age(self) -> int:
+        """The oldest age observed in the table: no cohort shows the curve beyond it, so forecasts there
+        extrapolate the retention family's parametric tail, and their intervals hold only the uncertainty of
+        that family's parameters (on CDNOW, forecasts 8x beyond the oldest age missed most; validation/README.md,
+        the backtest by history length)."""
+        return int(np.flatnonzero(np.asarray(self.data.observed).any(axis=0)).max())
+
 
 def select_observed_age(table: pd.DataFrame, observed_age: int | None,
                         columns: CohortColumns = CohortColumns()) -> pd.DataFrame:

@@ -196,6 +196,10 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
                "--max-tree-depth", 3)
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
+    oldest = int(table["age"].max())  # every cohort ends on the table's last day; the oldest is seen to that age
+    assert oldest < 45
+    assert (f"note: no cohort is observed beyond age d{oldest}; the forecasts from d{oldest + 1} to d45 "
+            "extrapolate the bgbb retention curve's tail") in res.output
     import json
 
     from btyd_ltv.io import read_posterior

@@ -167,8 +167,20 @@ def fit_command(
         warnings.simplefilter("ignore", SamplingWarning)  # printed below from the diagnostics
         result = fit_curves(table, columns, settings=settings, observed_age=observed_age)
     _report(result)
+    _extrapolation_note(result)
     for path in write_curve_fit(result, out, plots=not no_plots):
         typer.echo(f"wrote {path}")
+
+
+def _extrapolation_note(result) -> None:
+    """Say (stderr) when the horizon lies beyond the oldest observed age: that part is parametric extrapolation."""
+    from btyd_ltv.cohort_workflow import PERIOD_LABEL
+
+    label, oldest, h = PERIOD_LABEL.get(result.settings.period, "d"), result.oldest_age, result.settings.horizon
+    if h > oldest:
+        typer.echo(f"note: no cohort is observed beyond age {label}{oldest}; the forecasts from {label}{oldest + 1} "
+                   f"to {label}{h} extrapolate the {result.settings.retention} retention curve's tail, and their "
+                   "intervals hold only its parameters' uncertainty, not the choice of curve", err=True)
 
 
 def _report(result) -> None:
