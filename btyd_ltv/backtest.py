@@ -59,6 +59,7 @@ __all__ = [
     "acquisition_period",
     "baselines",
     "chain_ladder",
+    "history_bin_edges",
     "mack_chain_ladder",
     "multiplier",
     "power_law",
@@ -982,9 +983,31 @@ class BacktestResult:
         table["_o"] = table["model"].map(order)
         return table.sort_values(["_o", *by, "k", "checkpoint"]).drop(columns="_o").reset_index(drop=True)
 
+    def score_by_history(self, edges: Sequence[int]) -> pd.DataFrame:
+        """:meth:`score` sliced by the length of the history behind each forecast: ``oldest_age`` binned at the
+        increasing ``edges`` (a bin holds ``edges[i] <= oldest_age < edges[i + 1]``), as a column ``history``
+        labelled with the oldest ages the bin actually holds (``"4-6"``). A forecast made when no cohort in the
+        history is older than a few periods extrapolates the whole curve shape from the model's family."""
+        e = history_bin_edges(edges)
+        rows = self.rows.assign(history=np.digitize(self.rows["oldest_age"], e))
+        span = rows.groupby("history")["oldest_age"].agg(["min", "max"])  # the ages each bin actually holds
+        labels = {b: f"{lo}-{hi}" if lo < hi else f"{lo}" for b, (lo, hi) in span.iterrows()}
+        scores = BacktestResult(rows=rows, levels=self.levels, models=self.models).score(by="history")
+        scores["history"] = scores["history"].map(labels)
+        return scores
+
     def to_markdown(self, floatfmt: str = ".3g", by: str | Sequence[str] | None = None) -> str:
         """The :meth:`score` table (sliced ``by`` those columns) as a Markdown pipe table (:func:`score_markdown`)."""
         return score_markdown(self.score(by), floatfmt)
+
+
+def history_bin_edges(edges: Sequence[int]) -> list[int]:
+    """The bin edges of :meth:`BacktestResult.score_by_history` as whole numbers; raises
+    :class:`DataValidationError` unless they are strictly increasing (check them before a long backtest)."""
+    e = [int(x) for x in edges]
+    if any(b <= a for a, b in zip(e, e[1:])):
+        raise DataValidationError(f"history bin edges must be strictly increasing, got {list(edges)}")
+    return e
 
 
 def score_markdown(scores: pd.DataFrame, floatfmt: str = ".3g") -> str:

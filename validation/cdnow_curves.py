@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 from btyd_ltv import backtest as bt
 from btyd_ltv.cohort_workflow import CurveOptions, curve_forecaster
@@ -91,18 +90,8 @@ def main() -> None:
           f"{args.cohort_effects or 'default'}"
           f"{', calendar effects ' + ','.join(calendar) if calendar else ''}")
     print(result.to_markdown())
-    print(_by_history(result, edges))
-
-
-def _by_history(result: bt.BacktestResult, edges: list[int]) -> str:
-    """The score table sliced by the oldest age in the history at the cutoff, in the bins between ``edges``."""
-    rows = result.rows.assign(history_bin=np.digitize(result.rows["oldest_age"], edges))
-    span = rows.groupby("history_bin")["oldest_age"].agg(["min", "max"])  # the ages each bin actually holds
-    labels = {b: f"{lo}-{hi}" if lo < hi else f"{lo}" for b, (lo, hi) in span.iterrows()}
-    scores = bt.BacktestResult(rows=rows, levels=result.levels, models=result.models).score(by="history_bin")
-    scores.insert(1, "history_weeks", scores.pop("history_bin").map(labels))
-    return ("\nThe same forecasts by the oldest age in the history at the cutoff (weeks):\n"
-            + bt.score_markdown(scores))
+    print("\nThe same forecasts by the oldest age in the history at the cutoff (weeks):")
+    print(bt.score_markdown(result.score_by_history(edges)))
 
 
 if __name__ == "__main__":

@@ -172,6 +172,17 @@ def fit_command(
         typer.echo(f"wrote {path}")
 
 
+def _int_list(value: str | None, option: str) -> list[int]:
+    """A comma list of whole numbers, or exit 2 naming the option and the bad item."""
+    out = []
+    for item in _split(value):
+        try:
+            out.append(int(item))
+        except ValueError:
+            fail(f"{option}: {item!r} is not a whole number (give a comma list such as 4,8)")
+    return out
+
+
 def _extrapolation_note(result) -> None:
     """Say (stderr) when the horizon lies beyond the oldest observed age: that part is parametric extrapolation."""
     from btyd_ltv.cohort_workflow import PERIOD_LABEL
@@ -307,6 +318,14 @@ def backtest_command(
     warm_start: str = typer.Option("none", "--warm-start", help=_WARM_HELP),
     calendar_effects: Optional[str] = typer.Option(None, "--calendar-effects", help=_CALENDAR_HELP),
     no_model: bool = typer.Option(False, "--no-model", help="Baselines only."),
+    min_mature: int = typer.Option(
+        1, "--min-mature", min=0, help="Score a checkpoint only when this many cohorts in the history have "
+                                       "reached it (0: every checkpoint; the baselines then fall back as documented "
+                                       "in btyd_ltv.backtest)."),
+    history_bins: Optional[str] = typer.Option(
+        None, "--history-bins", help="Comma list of increasing ages, e.g. 7,13: also score the forecasts by the "
+                                     "oldest age in the history at the cutoff, binned at these edges "
+                                     "(backtest_by_history.csv)."),
     chains: int = typer.Option(2, "--chains", min=1),
     draws: int = typer.Option(300, "--draws", min=1),
     tune: int = typer.Option(300, "--tune", min=0),
@@ -315,7 +334,7 @@ def backtest_command(
     max_tree_depth: int = typer.Option(10, "--max-tree-depth", min=1, max=15, help=_DEPTH_HELP),
 ) -> None:
     """Rolling-origin backtest of the Bayesian curves and the classical baselines: writes backtest_rows.csv,
-    backtest.csv and backtest.md."""
+    backtest.csv and backtest.md (and backtest_by_history.csv with --history-bins)."""
     _setup(chains)
     from btyd_ltv import backtest as bt
     from btyd_ltv.adapters.curve_baselines import CURVE_BASELINES, curve_baselines
@@ -323,6 +342,7 @@ def backtest_command(
     from btyd_ltv.io import write_csv, write_text
     from btyd_ltv.workflow import FitOptions
 
+    edges = bt.history_bin_edges(_int_list(history_bins, "--history-bins"))
     table, info = _cohort_input(input_path, dataset)
     if info is not None:
         period = info.freq or period
@@ -351,12 +371,17 @@ def backtest_command(
                                                    progress_bar=False, target_accept_prob=target_accept,
                                                    max_tree_depth=max_tree_depth))
         forecasters["bayes"] = curve_forecaster(columns, settings)
-    result = bt.rolling_origin(table, forecasters, ks=[int(k) for k in _split(ks)],
-                               checkpoints=[int(c) for c in _split(checkpoints)] or None, max_cutoffs=max_cutoffs,
-                               acquired=acquired, period=period, columns=columns)
+    result = bt.rolling_origin(table, forecasters, ks=_int_list(ks, "--ks"),
+                               checkpoints=_int_list(checkpoints, "--checkpoints") or None, max_cutoffs=max_cutoffs,
+                               acquired=acquired, period=period, columns=columns, min_mature=min_mature)
     scores = result.score()
     typer.echo(result.to_markdown())
     write_csv(result.rows, out / "backtest_rows.csv", index=False)
     write_csv(scores, out / "backtest.csv", index=False)
     write_text(result.to_markdown() + "\n", out / "backtest.md")
+    if edges:
+        by_history = result.score_by_history(edges)
+        typer.echo("\nby the oldest age in the history at the cutoff:")
+        typer.echo(bt.score_markdown(by_history))
+        write_csv(by_history, out / "backtest_by_history.csv", index=False)
     typer.echo(f"wrote {out / 'backtest.csv'}")

@@ -382,3 +382,32 @@ def test_curves_backtest_passes_the_sampler_settings(tmp_path, monkeypatch):
     assert (opts.num_chains, opts.num_samples, opts.num_warmup, opts.seed) == (3, 50, 70, 4)
     assert (opts.target_accept_prob, opts.max_tree_depth) == (0.85, 5)
     assert pd.read_csv(out / "backtest.csv")["model"].tolist() == ["multiplier", "bayes"]
+
+
+def test_curves_backtest_by_history_length(tmp_path):
+    """--history-bins scores the forecasts again by the oldest age in the history at the cutoff; the slices add
+    up to the whole, and bad number lists exit 2 naming the option."""
+    out = tmp_path / "bt"
+    res = _ok(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--ks", "4", "--checkpoints", "13,26",
+                   "--no-model", "--baselines", "power_law", "--min-mature", "0", "--history-bins", "7,13",
+                   "--max-cutoffs", "13", "--out", out))
+    rows = pd.read_csv(out / "backtest_rows.csv")
+    # CDNOW's first cohort is acquired in calendar week 0, so the oldest age in each history is the cutoff
+    np.testing.assert_array_equal(rows["oldest_age"], rows["cutoff"])
+    by = pd.read_csv(out / "backtest_by_history.csv", dtype={"history": str})
+    assert by["history"].tolist() == ["4-6", "4-6", "7-12", "7-12", "13-16", "13-16"]
+    whole = pd.read_csv(out / "backtest.csv").set_index("checkpoint")
+    assert (by.groupby("checkpoint")["n_cohorts"].sum() == whole["n_cohorts"]).all()
+    first = rows[rows["cutoff"] <= 6]  # the first bin recomputed from the rows: install-weighted bias
+    for h, g in first.groupby("checkpoint"):
+        bias = (g["installs"] * (g["forecast"] - g["actual"])).sum() / (g["installs"] * g["actual"]).sum()
+        assert by[(by["history"] == "4-6") & (by["checkpoint"] == h)]["bias"].item() == pytest.approx(bias)
+    assert "by the oldest age in the history at the cutoff" in res.output
+    bad = tmp_path / "bad"
+    _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--history-bins",
+                           "7,x", "--out", bad), r"--history-bins: 'x' is not a whole number", out=bad)
+    _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--ks", "4,eight",
+                           "--out", bad), r"--ks: 'eight' is not a whole number", out=bad)
+    _expect_bad_input(_run("curves", "backtest", "--dataset", "cdnow-weekly", "--no-model", "--ks", "4",
+                           "--checkpoints", "13", "--history-bins", "13,7", "--out", bad),
+                      r"history bin edges must be strictly increasing", out=bad)
