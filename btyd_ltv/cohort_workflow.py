@@ -76,8 +76,8 @@ class CurveFit:
     def oldest_age(self) -> int:
         """The oldest age observed in the table: no cohort shows the curve beyond it, so forecasts there
         extrapolate the retention family's parametric tail, and their intervals hold only the uncertainty of
-        that family's parameters (on CDNOW, forecasts 8x beyond the oldest age missed most; validation/README.md,
-        the backtest by history length)."""
+        that family's parameters. On CDNOW the week-52 forecasts made when no cohort was older than 6 weeks
+        over-predicted by 66% (validation/README.md, the backtest by the history's length)."""
         return int(np.flatnonzero(np.asarray(self.data.observed).any(axis=0)).max())
 
 
