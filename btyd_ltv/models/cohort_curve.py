@@ -87,7 +87,12 @@ ch. 3), non-centred::
     sigma_g ~ HalfNormal(calendar_sd),   phi_g ~ Uniform(0, 1)
 
 with ``sigma`` the process's stationary sd (the size of the calendar effects), so a promotion's spike decays at
-rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a slowly drifting level. A random
+rate ``phi`` and the curves revert to their long-run level; ``phi`` near 1 is a slowly drifting level. The
+offsets are the process minus its mean over the fitted periods ``0..P-1`` (the site ``cal_{effect}`` is the
+process itself): the data pin only the sum of the portfolio's levels and that mean, and without the centring the
+sampler had to travel along that ridge (the slowest site of the market calibration fits was ``log_ret_mu``).
+The forecast continues the process and subtracts the same mean, so it reverts to the long-run level less the
+fitted periods' mean, as before in distribution; only the sampler's coordinates change. A random
 walk was tried first: on CDNOW it carried a promotion week at the end of the history into every later week. With
 the innovation sd as the parameter, the start's sd ``sigma / sqrt(1 - phi^2)`` blows up as ``phi -> 1``: one
 chain of a simulated-market calibration fit diverged on every draw there. Age, cohort and period are collinear
@@ -680,14 +685,15 @@ def _ar1(start, phi, innovations):
 def _calendar_processes(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
     """The non-centred calendar AR(1) processes (module docstring): ``cal_{effect}_sd``, ``cal_{effect}_ar``,
     ``cal_{effect}_z`` and the deterministic process ``cal_{effect}`` over periods ``0..n_periods-1``, started
-    from its stationary distribution."""
+    from its stationary distribution. Returns each process less its mean over those periods (the offsets)."""
     processes = {}
     for effect in data.calendar_effects:
         sd = numpyro.sample(f"cal_{effect}_sd", dist.HalfNormal(pr.calendar_sd))
         phi = numpyro.sample(f"cal_{effect}_ar", dist.Uniform(0.0, 1.0))
         z = numpyro.sample(f"cal_{effect}_z", dist.Normal(0.0, 1.0).expand((data.n_periods,)).to_event(1))
         e = sd * z.at[1:].multiply(jnp.sqrt(1.0 - phi ** 2))
-        processes[effect] = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
+        x = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
+        processes[effect] = x - jnp.mean(x, axis=-1, keepdims=True)
     return processes
 
 
@@ -1036,20 +1042,22 @@ def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: i
 
 
 def _extend_processes(key, values: dict, data: CohortCurveData, n_periods: int) -> dict:
-    """Every draw's calendar processes continued to ``n_periods`` periods: ``x_p = phi x_{p-1} + sigma sqrt(1 -
-    phi^2) z_p`` past the last fitted period (module docstring)."""
+    """Every draw's calendar offsets to ``n_periods`` periods: the process ``x`` continued as ``x_p = phi x_{p-1}
+    + sigma sqrt(1 - phi^2) z_p`` past the last fitted period ``P - 1``, less its mean over the fitted periods
+    (module docstring)."""
     processes = {}
     for effect in data.calendar_effects:
         key, sub = jax.random.split(key)
         x = jnp.asarray(values[f"cal_{effect}"])
         S, P = x.shape
+        fitted_mean = jnp.mean(x, axis=1, keepdims=True)
         if n_periods > P:
             sd = jnp.asarray(values[f"cal_{effect}_sd"])[:, None]
             phi = jnp.asarray(values[f"cal_{effect}_ar"])
             step = sd * jnp.sqrt(1.0 - phi[:, None] ** 2)
             future = _ar1(x[:, -1], phi, step * jax.random.normal(sub, (S, n_periods - P)))
             x = jnp.concatenate([x, future], axis=1)
-        processes[effect] = x
+        processes[effect] = x - fitted_mean
     return processes
 
 

@@ -83,19 +83,55 @@ def test_calendar_prior_is_a_stationary_ar1():
 
 def test_forecasts_continue_the_ar1_past_the_fitted_periods():
     """Past the last fitted period ``P - 1`` the process is ``x_{P-1+k} = phi^k x_{P-1} + noise`` with variance
-    ``sigma^2 (1 - phi^{2k})`` (``sigma`` the stationary sd); the fitted periods are kept as they are."""
+    ``sigma^2 (1 - phi^{2k})`` (``sigma`` the stationary sd); the offsets are the process less its mean over the
+    fitted periods, at every period."""
     data = _data(_table(), ("revenue",))
     P, S, phi, sd = data.n_periods, 40000, 0.6, 0.2
     x = np.tile(np.linspace(-0.1, 0.4, P), (S, 1))
+    xbar = x[0].mean()
     values = {"cal_revenue": x, "cal_revenue_sd": np.full(S, sd), "cal_revenue_ar": np.full(S, phi)}
     ext = np.asarray(cc._extend_processes(jax.random.PRNGKey(2), values, data, P + 6)["revenue"])
-    np.testing.assert_array_equal(ext[:, :P], x)
+    np.testing.assert_allclose(ext[:, :P], x - xbar, rtol=0, atol=1e-12)
     k = np.arange(1, 7)
-    np.testing.assert_allclose(ext[:, P:].mean(axis=0), 0.4 * phi**k, atol=0.005)
+    np.testing.assert_allclose(ext[:, P:].mean(axis=0), 0.4 * phi**k - xbar, atol=0.005)
     np.testing.assert_allclose(ext[:, P:].var(axis=0), sd**2 * (1 - phi ** (2 * k)), rtol=0.05)
     still = dict(values, cal_revenue_sd=np.zeros(S))
     np.testing.assert_allclose(np.asarray(cc._extend_processes(jax.random.PRNGKey(2), still, data, P + 6)[
-        "revenue"])[0, P:], 0.4 * phi**k, rtol=1e-12)
+        "revenue"])[0, P:], 0.4 * phi**k - xbar, rtol=1e-12)
+
+
+def test_the_model_uses_the_process_less_its_mean_over_the_fitted_periods():
+    """The offsets in the likelihood are ``cal_{effect}`` (the AR(1) process) less its mean over the fitted
+    periods: the returned processes are centred, and innovations that add a constant to the whole process leave
+    the model's log-likelihood unchanged (the portfolio levels carry a constant)."""
+    data = _data(_table(), ("retention", "revenue"))
+    with handlers.trace() as tr, handlers.seed(rng_seed=3):
+        got = cc._calendar_processes(data, cc.CohortCurvePriors())
+    for effect in ("retention", "revenue"):
+        x = np.asarray(tr[f"cal_{effect}"]["value"])
+        np.testing.assert_allclose(np.asarray(got[effect]), x - x.mean(), atol=1e-12)
+
+    def loglik(values):
+        t = handlers.trace(handlers.substitute(handlers.seed(cc.model, 0), data=values)).get_trace(data)
+        return float(t["loglik"]["fn"].log_factor)
+
+    base = dict(cc.init_values(data))  # the NUTS start, with a non-flat calendar process
+    rng = np.random.default_rng(4)
+    for effect in ("retention", "revenue"):
+        base.update({f"cal_{effect}_sd": 0.15, f"cal_{effect}_ar": 0.7,
+                     f"cal_{effect}_z": jnp.asarray(rng.standard_normal(data.n_periods))})
+    shifted = dict(base)
+    for effect, c in (("retention", 0.3), ("revenue", -0.2)):
+        sd, phi, z = (np.asarray(base[f"cal_{effect}_{p}"]) for p in ("sd", "ar", "z"))
+        # x_0 = sd z_0 and x_p = phi x_{p-1} + sd sqrt(1 - phi^2) z_p: adding c to every x_p takes these shifts
+        dz = np.full_like(z, c * (1.0 - phi) / (sd * np.sqrt(1.0 - phi**2)))
+        dz[0] = c / sd
+        shifted[f"cal_{effect}_z"] = jnp.asarray(z + dz)
+    tr_shift = handlers.trace(handlers.substitute(handlers.seed(cc.model, 0), data=shifted)).get_trace(data)
+    np.testing.assert_allclose(np.asarray(tr_shift["cal_retention"]["value"]),
+                               np.asarray(handlers.trace(handlers.substitute(handlers.seed(cc.model, 0), data=base))
+                                          .get_trace(data)["cal_retention"]["value"]) + 0.3, atol=1e-9)
+    assert loglik(shifted) == pytest.approx(loglik(base), rel=1e-10, abs=1e-8)
 
 
 def test_calendar_effects_bad_input():
