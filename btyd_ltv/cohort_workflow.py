@@ -199,6 +199,7 @@ def fit_curves(
         "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
         "precision": settings.precision, "mass": settings.mass, "warm_start": settings.warm_start,
         "calendar_effects": list(settings.calendar_effects), "calendar": calendar,
+        "calendar_offsets": "centred",  # the process less its mean over the fitted periods (model docstring)
     })
     names = cc.param_names(data)
     diag = diagnose(idata, names) if o.method == "nuts" else None
@@ -239,6 +240,12 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     their posterior parameters; new ones get parameters drawn from their group's distribution (the hierarchy's
     population curve), not conditioned on their own early data -- refit to use those."""
     meta = json.loads(posterior.attrs["cohort_curve"])
+    if meta.get("calendar_effects") and meta.get("calendar_offsets") != "centred":
+        raise DataValidationError(
+            "this posterior was fitted with calendar effects before their offsets were centred over the fitted "
+            "periods (btyd_ltv's cohort-curve model changed since): its levels and calendar processes no longer "
+            "mean the same thing; refit it with `btyd-ltv curves fit`"
+        )
     colspec = dict(meta["columns"])
     groups = tuple(colspec.pop("groups"))
     columns = CohortColumns(**colspec, groups=groups)

@@ -174,6 +174,11 @@ def test_calendar_effects_fit_write_and_predict_on_the_fitted_calendar(portfolio
     shifted = late.assign(acquired_day=late["acquired_day"] - 3)
     with pytest.raises(DataValidationError, match="acquired 1 period\\(s\\) before the first acquisition period"):
         predict_curves(saved, shifted, horizon=60, max_draws=100, seed=1)
+    # a posterior written before the offsets were centred (no marker) is refused, not silently shifted
+    old = saved.copy()
+    old.attrs["cohort_curve"] = json.dumps({k: v for k, v in meta.items() if k != "calendar_offsets"})
+    with pytest.raises(DataValidationError, match="before their offsets were centred.*refit it"):
+        predict_curves(old, late, horizon=60, max_draws=100, seed=1)
 
 
 def test_bad_input_errors(portfolio):
