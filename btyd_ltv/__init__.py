@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "fit_curves": "btyd_ltv.cohort_workflow",
     "predict_curves": "btyd_ltv.cohort_workflow",
     "expected_ltv_draws": "btyd_ltv.cohort_workflow",
+    "expected_component_draws": "btyd_ltv.cohort_workflow",
     "curve_forecaster": "btyd_ltv.cohort_workflow",
     "write_curve_fit": "btyd_ltv.cohort_workflow",
     "rolling_origin": "btyd_ltv.backtest",

@@ -24,9 +24,8 @@ from btyd_ltv.workflow import FitOptions, params_table
 
 MASS_MATRICES = ("diag", "blocks")
 
-__all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "expected_ltv_draws", "curve_forecaster",
-           "write_curve_fit",
-           "select_observed_age"]
+__all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "expected_ltv_draws",
+           "expected_component_draws", "curve_forecaster", "write_curve_fit", "select_observed_age"]
 
 CHECKPOINTS = {"D": (7, 30, 90, 180, 365), "W": (4, 13, 26, 52, 78), "M": (1, 3, 6, 12, 24)}
 PERIOD_LABEL = {"D": "d", "W": "w", "M": "m"}
@@ -225,12 +224,31 @@ def expected_ltv_draws(result: CurveFit, cohorts: Sequence[str], ages: Sequence[
     arpdau_c(t)`` (not anchored on the observed revenue) for ``cohorts`` at ages ``ages``: array
     ``(len(cohorts), len(ages), S)``. The quantity a simulation's true curve is compared with
     (:func:`btyd_ltv.models.cohort_curve.predictive_ltv` with ``kind="expected"``)."""
-    pos = pd.Index(result.index["cohorts"]).get_indexer([str(c) for c in cohorts])
-    if (pos < 0).any():
-        raise DataValidationError(f"cohort {list(cohorts)[int(np.argmax(pos < 0))]!r} is not in the fit")
+    pos = _cohort_positions(result, cohorts)
     values = cc.posterior_values(result.posterior.posterior, result.data)
     expected = cc.predictive_ltv(values, result.data, int(max(ages)), kind="expected", max_draws=max_draws)
     return expected[pos][:, list(ages), :]
+
+
+def expected_component_draws(result: CurveFit, cohorts: Sequence[str], ages: Sequence[int], *,
+                             max_draws: int = 400) -> dict[str, np.ndarray]:
+    """Posterior draws of the two curves behind :func:`expected_ltv_draws`: ``"retention"``, the expected share
+    of installs active at age ``t`` (``s_c(t)``), and ``"arpdau"``, the expected revenue per active user
+    (``arpdau_c(t)``), for ``cohorts`` at ``ages``: arrays ``(len(cohorts), len(ages), S)``, with the same draws
+    (and calendar continuations) as :func:`expected_ltv_draws`. They say which half of a forecast moves: a
+    retention tail that stays high, or revenue per active user that keeps rising with tenure
+    (:func:`btyd_ltv.models.cohort_curve.expected_components`)."""
+    pos = _cohort_positions(result, cohorts)
+    values = cc.posterior_values(result.posterior.posterior, result.data)
+    parts = cc.expected_components(values, result.data, int(max(ages)), max_draws=max_draws)
+    return {name: x[pos][:, list(ages), :] for name, x in parts.items()}
+
+
+def _cohort_positions(result: CurveFit, cohorts: Sequence[str]) -> np.ndarray:
+    pos = pd.Index(result.index["cohorts"]).get_indexer([str(c) for c in cohorts])
+    if (pos < 0).any():
+        raise DataValidationError(f"cohort {list(cohorts)[int(np.argmax(pos < 0))]!r} is not in the fit")
+    return pos
 
 
 def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None, max_draws: int = 400,

@@ -60,6 +60,27 @@ def test_expected_ltv_draws_are_the_model_curve_at_the_asked_ages(curve_fit, por
         expected_ltv_draws(res, ["nope"], (7,))
 
 
+def test_expected_component_draws_multiply_to_the_expected_curve(curve_fit):
+    """``expected_component_draws`` gives ``s_c(t)`` and ``arpdau_c(t)`` per draw at the asked cohorts and ages:
+    their product is the model's expected revenue per install, retention is 1 at age 0 and falls from age 1 on
+    (the bgbb family has no calendar effects here), revenue per active user follows ``exp(level) (1 + t)^rho``."""
+    from btyd_ltv.cohort_workflow import expected_component_draws
+
+    res = curve_fit
+    cohorts = [res.index["cohorts"][2], res.index["cohorts"][5]]
+    ages = (0, 1, 7, 30)
+    got = expected_component_draws(res, cohorts, ages)
+    values = cc.posterior_values(res.posterior.posterior, res.data)
+    inc = cc.expected_revenue_per_install(values, res.data, 30)[:, [2, 5]][:, :, list(ages)].transpose(1, 2, 0)
+    np.testing.assert_allclose(got["retention"] * got["arpdau"], inc, rtol=1e-5)
+    assert (got["retention"][:, 0] == 1).all() and (np.diff(got["retention"][:, 1:], axis=1) < 0).all()
+    log_a = np.log(got["arpdau"])  # log arpdau linear in log(1 + t) with the same slope between any two ages
+    slope = (log_a[:, 3] - log_a[:, 2]) / (np.log(31) - np.log(8))
+    np.testing.assert_allclose((log_a[:, 2] - log_a[:, 0]) / np.log(8), slope, rtol=1e-4, atol=1e-6)
+    with pytest.raises(DataValidationError, match="'nope' is not in the fit"):
+        expected_component_draws(res, ["nope"], (7,))
+
+
 def test_tables_agree_with_draws(curve_fit, portfolio):
     table, _ = portfolio
     res = curve_fit

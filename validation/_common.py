@@ -66,3 +66,37 @@ def estimate_row(name: str, published: float, lifetimes_mle: float, lifetimes_se
         "NUTS %diff": pct(post.mean(), published),
         "HDI has published": "yes" if lo <= published <= hi else "NO",
     }
+
+
+def add_curve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the Bayesian cohort curves the CDNOW curve scripts share (sampler, seed, model variant)."""
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=500, help="warmup iterations and draws per chain")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale"],
+                        help="revenue likelihood of the Bayesian curves (btyd_ltv.models.cohort_curve)")
+    parser.add_argument("--cohort-effects", default=None,
+                        help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
+                             "model's)")
+    parser.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw"],
+                        help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
+    parser.add_argument("--calendar-effects", default="",
+                        help="comma list of calendar-period effects of the Bayesian curves: retention, revenue "
+                             "(AR(1) processes over calendar weeks; default: none)")
+    return parser
+
+
+def curve_settings(args: argparse.Namespace):
+    """:class:`btyd_ltv.cohort_workflow.CurveOptions` for weekly CDNOW cohorts from :func:`add_curve_options`
+    arguments (NUTS with target acceptance 0.9, as many warmup iterations as draws)."""
+    from btyd_ltv.cohort_workflow import CurveOptions
+    from btyd_ltv.workflow import FitOptions
+
+    effects = args.cohort_effects
+    if effects is not None and effects != "all":
+        effects = tuple(e.strip() for e in effects.split(",") if e.strip())
+    calendar = tuple(e.strip() for e in args.calendar_effects.split(",") if e.strip())
+    return CurveOptions(period="W", retention=args.retention, revenue_likelihood=args.revenue_likelihood,
+                        cohort_effects=effects, calendar_effects=calendar,
+                        options=FitOptions(num_chains=args.chains, num_warmup=args.draws, num_samples=args.draws,
+                                           seed=args.seed, progress_bar=False, target_accept_prob=0.9))

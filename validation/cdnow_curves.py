@@ -29,34 +29,22 @@ import argparse
 import time
 
 
+from _common import add_curve_options, curve_settings
+
 from btyd_ltv import backtest as bt
-from btyd_ltv.cohort_workflow import CurveOptions, curve_forecaster
+from btyd_ltv.cohort_workflow import curve_forecaster
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.datasets import load_cdnow_weekly
-from btyd_ltv.workflow import FitOptions
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = add_curve_options(argparse.ArgumentParser())
     ap.add_argument("--max-cutoffs", type=int, default=None)
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-mature", type=int, default=0,
                     help="score a checkpoint only when this many cohorts in the history have reached it (0: every "
                          "checkpoint; the baselines then fall back as documented in btyd_ltv.backtest)")
     ap.add_argument("--learned", default="", help="comma list of learned curve baselines: mlp, tide, lightgbm")
     ap.add_argument("--no-model", action="store_true", help="baselines only (no Bayesian curve fits)")
-    ap.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale"],
-                    help="revenue likelihood of the Bayesian curves (btyd_ltv.models.cohort_curve)")
-    ap.add_argument("--cohort-effects", default=None,
-                    help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
-                         "model's)")
-    ap.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw"],
-                    help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
-    ap.add_argument("--calendar-effects", default="",
-                    help="comma list of calendar-period effects of the Bayesian curves: retention, revenue (AR(1) "
-                         "processes over calendar weeks; default: none)")
     ap.add_argument("--history-bins", default="7,13",
                     help="comma list of bin edges (weeks) of the oldest age in the history at the cutoff, for the "
                          "second table (a bin holds oldest ages from its lower edge up to the next edge minus 1)")
@@ -65,15 +53,8 @@ def main() -> None:
     table = load_cdnow_weekly()
     columns = CohortColumns(active_users="active_users", payers="payers")
     forecasters = bt.baselines(columns, seed=args.seed)
-    effects = args.cohort_effects
-    if effects is not None and effects != "all":
-        effects = tuple(e.strip() for e in effects.split(",") if e.strip())
-    calendar = tuple(e.strip() for e in args.calendar_effects.split(",") if e.strip())
-    settings = CurveOptions(period="W", retention=args.retention, revenue_likelihood=args.revenue_likelihood,
-                            cohort_effects=effects, calendar_effects=calendar,
-                            options=FitOptions(num_chains=args.chains, num_warmup=args.draws,
-                                                           num_samples=args.draws, seed=args.seed,
-                                                           progress_bar=False, target_accept_prob=0.9))
+    settings = curve_settings(args)
+    calendar = settings.calendar_effects
     learned = [n.strip() for n in args.learned.split(",") if n.strip()]
     if learned:
         from btyd_ltv.adapters.curve_baselines import curve_baselines

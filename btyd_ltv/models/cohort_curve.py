@@ -127,7 +127,7 @@ from btyd_ltv.models import _fused_cells
 __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
-    "expected_revenue_per_install", "predictive_ltv", "is_anchored", "independent", "mu_site",
+    "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
     "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS",
 ]
 
@@ -693,8 +693,14 @@ def _calendar_processes(data: CohortCurveData, pr: CohortCurvePriors) -> dict:
         z = numpyro.sample(f"cal_{effect}_z", dist.Normal(0.0, 1.0).expand((data.n_periods,)).to_event(1))
         e = sd * z.at[1:].multiply(jnp.sqrt(1.0 - phi ** 2))
         x = numpyro.deterministic(f"cal_{effect}", _ar1(0.0, phi, e))
-        processes[effect] = x - jnp.mean(x, axis=-1, keepdims=True)
+        processes[effect] = _less_fitted_mean(x, data.n_periods)
     return processes
+
+
+def _less_fitted_mean(x, n_fitted: int):
+    """The calendar offsets: the process ``x`` (periods on the last axis) less its mean over the fitted periods
+    ``0..n_fitted-1`` (module docstring), for the likelihood and for the forecast alike."""
+    return x - jnp.mean(x[..., :n_fitted], axis=-1, keepdims=True)
 
 
 def _active_log_prob(active, installs, log_s, log_phi, likelihood: str):
@@ -1029,15 +1035,20 @@ def _thin_draws(values: dict, max_draws: int | None) -> dict:
     return {k: v[idx] for k, v in values.items()}
 
 
+def _expected_logs(values: dict, data: CohortCurveData, horizon: int, calendar: dict | None):
+    """``log s_c(t)`` and ``log arpdau_c(t)`` for ages ``0..horizon`` per draw, ``(S, C, horizon + 1)`` each."""
+    params = cohort_params({k: jnp.asarray(v) for k, v in values.items()}, data)
+    t = jnp.arange(horizon + 1, dtype=jnp.float64)
+    p = {k: v[..., None] for k, v in params.items()}
+    return _with_calendar(log_retention(data.retention, p, t, data.ref_age), log_arpdau(p, t, data.log_age_center),
+                          calendar)
+
+
 def expected_revenue_per_install(values: dict, data: CohortCurveData, horizon: int,
                                  calendar: dict | None = None) -> np.ndarray:
     """``s_c(t) arpdau_c(t)`` for ages ``0..horizon``, per draw: ``(S, C, horizon + 1)``; with calendar effects,
     ``calendar`` holds their ``(S, C, horizon + 1)`` log offsets (:func:`calendar_offsets`)."""
-    params = cohort_params({k: jnp.asarray(v) for k, v in values.items()}, data)
-    t = jnp.arange(horizon + 1, dtype=jnp.float64)
-    p = {k: v[..., None] for k, v in params.items()}
-    log_s, log_a = _with_calendar(log_retention(data.retention, p, t, data.ref_age),
-                                  log_arpdau(p, t, data.log_age_center), calendar)
+    log_s, log_a = _expected_logs(values, data, horizon, calendar)
     return np.asarray(jnp.exp(log_s + log_a))
 
 
@@ -1050,14 +1061,13 @@ def _extend_processes(key, values: dict, data: CohortCurveData, n_periods: int) 
         key, sub = jax.random.split(key)
         x = jnp.asarray(values[f"cal_{effect}"])
         S, P = x.shape
-        fitted_mean = jnp.mean(x, axis=1, keepdims=True)
         if n_periods > P:
             sd = jnp.asarray(values[f"cal_{effect}_sd"])[:, None]
             phi = jnp.asarray(values[f"cal_{effect}_ar"])
             step = sd * jnp.sqrt(1.0 - phi[:, None] ** 2)
             future = _ar1(x[:, -1], phi, step * jax.random.normal(sub, (S, n_periods - P)))
             x = jnp.concatenate([x, future], axis=1)
-        processes[effect] = x - fitted_mean
+        processes[effect] = _less_fitted_mean(x, P)
     return processes
 
 
@@ -1108,17 +1118,11 @@ def predictive_ltv(
     cum_obs, last = _observed_cumulative(data, horizon)
     future = np.arange(H1)[None, :] > last[:, None]  # (C, H1)
     installs = jnp.asarray(data.installs)[:, None]
-    key = jax.random.PRNGKey(seed)
     t = jnp.arange(H1, dtype=jnp.float64)
     simulate = _simulator(data)
     base = np.nan_to_num(cum_obs[np.arange(C), np.maximum(last, 0)], nan=0.0) * (last >= 0)
     observed_part = np.nan_to_num(cum_obs)[None]
-    n_periods = int(np.max(data.acquired)) + H1 if data.calendar_effects else 0
-    for start in range(0, S, chunk):
-        sl = {k: jnp.asarray(v[start:start + chunk]) for k, v in values.items()}
-        key, sub = jax.random.split(key)
-        processes = _extend_processes(jax.random.fold_in(sub, 1), sl, data, n_periods) if n_periods else {}
-        calendar = calendar_offsets(processes, data, H1) if processes else {}
+    for start, sl, sub, calendar in _draw_chunks(values, data, H1, seed, chunk):
         if kind == "expected":
             inc = expected_revenue_per_install(sl, data, horizon, calendar)  # (s, C, H1)
             out[:, :, start:start + chunk] = np.cumsum(inc, axis=-1).transpose(1, 2, 0)
@@ -1128,6 +1132,44 @@ def predictive_ltv(
         cum = base[None, :, None] + np.cumsum(rev, axis=-1)
         cum = np.where(future[None], cum, observed_part)
         out[:, :, start:start + chunk] = cum.transpose(1, 2, 0)
+    return out
+
+
+def _draw_chunks(values: dict, data: CohortCurveData, n_ages: int, seed: int, chunk: int):
+    """Yield ``(start, draws, key, calendar)`` per chunk of ``chunk`` posterior draws: the chunk's arrays, a fresh
+    PRNG key and, with calendar effects, the log offsets of ages ``0..n_ages-1`` from the processes continued past
+    the fitted periods (:func:`_extend_processes`; ``{}`` without). The same seed gives the same keys."""
+    S = next(iter(values.values())).shape[0]
+    key = jax.random.PRNGKey(seed)
+    n_periods = int(np.max(data.acquired)) + n_ages if data.calendar_effects else 0
+    for start in range(0, S, chunk):
+        sl = {k: jnp.asarray(v[start:start + chunk]) for k, v in values.items()}
+        key, sub = jax.random.split(key)
+        processes = _extend_processes(jax.random.fold_in(sub, 1), sl, data, n_periods) if n_periods else {}
+        yield start, sl, sub, calendar_offsets(processes, data, n_ages) if processes else {}
+
+
+def expected_components(
+    values: dict,
+    data: CohortCurveData,
+    horizon: int,
+    *,
+    max_draws: int | None = 400,
+    seed: int = 0,
+    chunk: int = 50,
+) -> dict[str, np.ndarray]:
+    """Draws of the two curves whose product is the expected revenue per install: ``"retention"`` ``s_c(t)`` and
+    ``"arpdau"`` ``arpdau_c(t)`` (revenue per active user), ages ``0..horizon``, arrays ``(C, horizon + 1, S)``
+    (float32). With calendar effects both include each draw's calendar offsets, continued past the fitted periods
+    with the draws and seed :func:`predictive_ltv` uses (same ``max_draws``, ``seed`` and ``chunk``: the same
+    processes). ``L_c(D) = sum_{t <= D} s_c(t) arpdau_c(t)`` is ``predictive_ltv(kind="expected")``."""
+    values = _thin_draws(values, max_draws)
+    S = next(iter(values.values())).shape[0]
+    shape = (data.installs.shape[0], horizon + 1, S)
+    out = {"retention": np.empty(shape, dtype=np.float32), "arpdau": np.empty(shape, dtype=np.float32)}
+    for start, sl, _, calendar in _draw_chunks(values, data, horizon + 1, seed, chunk):
+        for name, log_x in zip(("retention", "arpdau"), _expected_logs(sl, data, horizon, calendar)):
+            out[name][:, :, start:start + chunk] = np.exp(np.asarray(log_x)).transpose(1, 2, 0)
     return out
 
 

@@ -100,6 +100,38 @@ def test_forecasts_continue_the_ar1_past_the_fitted_periods():
         "revenue"])[0, P:], 0.4 * phi**k - xbar, rtol=1e-12)
 
 
+def test_expected_components_share_the_forecasts_calendar_continuation():
+    """``expected_components`` are the two factors of the expected curve: with the same seed and chunks their
+    product, summed over ages, is ``predictive_ltv(kind="expected")``, so both use the same continued calendar
+    processes; another seed changes them only at calendar periods past the fitted ones."""
+    table = _table()
+    data = cc.make_data(table, group_cols=("campaign",), calendar_effects=("retention", "revenue"),
+                        acquired=table["acquired_day"].to_numpy(), anchored=False)[0]
+    init, S, rng = cc.init_values(data), 24, np.random.default_rng(4)
+    values = {n: np.full(S, float(init[n])) for n in cc.noise_names(data)}
+    for p in cc.param_list(data):
+        values[f"{p}_mu"] = np.full(S, float(init[f"{p}_mu"]))
+        for suffix, lvl in cc._levels(data, p):
+            n = len(data.parent[lvl])
+            values[f"{p}_{suffix}"] = float(init[f"{p}_mu"]) + rng.normal(0, 0.1, (S, n))
+    for effect in data.calendar_effects:
+        values[f"cal_{effect}"] = rng.normal(0, 0.1, (S, data.n_periods))
+        values[f"cal_{effect}_sd"], values[f"cal_{effect}_ar"] = np.full(S, 0.1), np.full(S, 0.5)
+    H = data.observed.shape[1] + 9
+    parts = cc.expected_components(values, data, H, seed=7, chunk=10)
+    want = cc.predictive_ltv(values, data, H, kind="expected", seed=7, chunk=10)
+    np.testing.assert_allclose(np.cumsum(parts["retention"] * parts["arpdau"], axis=1), want, rtol=1e-4)
+    assert parts["retention"].shape == parts["arpdau"].shape == (data.installs.shape[0], H + 1, 24)
+    assert (parts["retention"][:, 0] == 1).all() and (parts["retention"] <= 1).all()
+    other = cc.expected_components(values, data, H, seed=8, chunk=10)
+    period = np.asarray(data.acquired)[:, None] + np.arange(H + 1)[None, :]
+    fitted = period < data.n_periods
+    for name in ("retention", "arpdau"):
+        np.testing.assert_array_equal(other[name][fitted], parts[name][fitted])
+        assert (other[name][~fitted & (np.arange(H + 1)[None, :] > 0)] != parts[name][
+            ~fitted & (np.arange(H + 1)[None, :] > 0)]).all()
+
+
 def test_the_model_uses_the_process_less_its_mean_over_the_fitted_periods():
     """The offsets in the likelihood are ``cal_{effect}`` (the AR(1) process) less its mean over the fitted
     periods: the returned processes are centred, and innovations that add a constant to the whole process leave
