@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from btyd_ltv.curves import cohort_table, curve_table, group_curves, group_totals
+from btyd_ltv.curves import cohort_table, component_table, curve_table, group_curves, group_totals
 from btyd_ltv.data.cohorts import CohortColumns, validate_cohort_table
 from btyd_ltv.errors import DataValidationError
 from btyd_ltv.inference import WARM_STARTS, Diagnostics, diagnose, fit
@@ -25,7 +25,7 @@ from btyd_ltv.workflow import FitOptions, params_table
 MASS_MATRICES = ("diag", "blocks")
 
 __all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "expected_ltv_draws",
-           "expected_component_draws", "curve_forecaster", "write_curve_fit", "select_observed_age"]
+           "expected_component_draws", "curve_components", "curve_forecaster", "write_curve_fit", "select_observed_age"]
 
 CHECKPOINTS = {"D": (7, 30, 90, 180, 365), "W": (4, 13, 26, 52, 78), "M": (1, 3, 6, 12, 24)}
 PERIOD_LABEL = {"D": "d", "W": "w", "M": "m"}
@@ -244,6 +244,27 @@ def expected_component_draws(result: CurveFit, cohorts: Sequence[str], ages: Seq
     return {name: x[pos][:, list(ages), :] for name, x in parts.items()}
 
 
+def curve_components(result: CurveFit, *, ages: Sequence[int] | None = None) -> pd.DataFrame:
+    """The table of the retention and revenue-per-active-user curves behind every cohort's forecast
+    (``components.csv``; :func:`btyd_ltv.curves.component_table`): per cohort and age ``0..horizon``, the posterior
+    mean and quantiles of the model's expected ``s_c(t)`` (``retention``) and ``arpdau_c(t)`` (``arpdau``), from
+    the fit's ``max_draws`` draws, with the observed share active (``active / installs``) and revenue per active
+    user where the table has them. Memory: two float32 arrays of cohorts x (horizon + 1) x draws, like the
+    forecast's."""
+    data, H = result.data, result.settings.horizon
+    values = cc.posterior_values(result.posterior.posterior, data)
+    parts = cc.expected_components(values, data, H, max_draws=result.settings.max_draws)
+    n = min(H + 1, data.observed.shape[1])
+    observed = {name: np.full((data.installs.shape[0], H + 1), np.nan) for name in parts}
+    if data.has_active:
+        seen = data.observed[:, :n]
+        active = data.active[:, :n]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            observed["retention"][:, :n] = np.where(seen, active / data.installs[:, None], np.nan)
+            observed["arpdau"][:, :n] = np.where(seen & (active > 0), data.revenue[:, :n] / active, np.nan)
+    return component_table(parts, result.index["cohorts"], observed, ages=ages)
+
+
 def _cohort_positions(result: CurveFit, cohorts: Sequence[str]) -> np.ndarray:
     pos = pd.Index(result.index["cohorts"]).get_indexer([str(c) for c in cohorts])
     if (pos < 0).any():
@@ -341,10 +362,12 @@ def curve_forecaster(columns: CohortColumns, settings: CurveOptions, *, name: st
     return forecast
 
 
-def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True, max_panels: int = 12) -> list[Path]:
+def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True, max_panels: int = 12,
+                    components: bool = False) -> list[Path]:
     """Write ``curves.csv``, ``cohorts.csv``, ``groups.csv`` (with grouping columns), ``params.csv``,
-    ``posterior.nc`` and fan charts (``fan_cohorts.png``: the youngest cohorts, largest first; one
-    ``fan_<group column>.png`` per grouping column) to ``out_dir``, each atomically."""
+    ``posterior.nc``, with ``components=True`` ``components.csv`` (:func:`curve_components`), and fan charts
+    (``fan_cohorts.png``: the youngest cohorts, largest first; one ``fan_<group column>.png`` per grouping
+    column) to ``out_dir``, each atomically."""
     from btyd_ltv.io import write_figure
 
     out = Path(out_dir)
@@ -352,6 +375,8 @@ def write_curve_fit(result: CurveFit, out_dir: str | Path, *, plots: bool = True
              write_csv(result.cohorts, out / "cohorts.csv", index=False)]
     if result.groups is not None:
         paths.append(write_csv(result.groups, out / "groups.csv", index=False))
+    if components:
+        paths.append(write_csv(curve_components(result), out / "components.csv", index=False))
     paths.append(write_csv(result.params, out / "params.csv"))
     paths.append(write_netcdf(result.posterior, out / "posterior.nc"))
     if plots:

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_CHECKPOINTS",
     "DEFAULT_QUANTILES",
     "cohort_table",
+    "component_table",
     "curve_table",
     "group_curves",
     "group_totals",
@@ -300,6 +301,52 @@ def curve_table(
     obs = _check_observed(observed, idx, a.shape[1])
     sub = a if ages is None else a[:, keep, :]
     return _long(idx, keep, {"observed": obs[:, keep], **_summaries(sub, q)})
+
+
+def component_table(
+    components: Mapping[str, Any],
+    cohorts: Sequence,
+    observed: Mapping[str, Any] | None = None,
+    *,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ages: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Long table of the per-period curves whose product is the expected revenue per install
+    (``components.csv``): one row per (cohort, age, component).
+
+    For the cohort-curve model ``E[revenue_c(t)] / N_c = s_c(t) arpdau_c(t)``: ``components`` maps
+    ``"retention"`` to draws of ``s_c(t)`` (the share of installs active at age ``t``, in ``[0, 1]``) and
+    ``"arpdau"`` to draws of ``arpdau_c(t)`` (revenue per active user), each (C, H + 1, S)
+    (:func:`btyd_ltv.models.cohort_curve.expected_components`); any other names are summarised the same way.
+    Columns: ``cohort, age, component, observed, mean, q05, q25, q50, q75, q95`` -- the posterior mean and
+    quantiles of the model's expected value (not a predictive draw: no cell noise) and ``observed`` from
+    ``observed[name]`` ((C, H + 1), NaN where not observed; default NaN). Raises :class:`DataValidationError` for
+    a non-finite or negative draw, or a retention above 1, naming the component, cohort and age.
+    """
+    if not isinstance(components, Mapping) or not components:
+        raise DataValidationError("components: expected a non-empty mapping of name -> (cohorts, ages, draws) array")
+    q = _check_quantiles(quantiles)
+    frames, shape = [], None
+    for name, draws in components.items():
+        a = _check_draws(draws)
+        if shape is not None and a.shape != shape:
+            raise DataValidationError(f"components: {name!r} has shape {a.shape}, the others {shape}")
+        shape = a.shape
+        idx = _check_cohorts(cohorts, a.shape[0])
+        bad = ~np.isfinite(a) | (a < 0) | ((a > 1) if name == "retention" else False)
+        if bad.any():
+            c, age, d = np.argwhere(bad)[0]
+            want = "a share in [0, 1]" if name == "retention" else "a finite number >= 0"
+            raise DataValidationError(f"components: {name!r}, {_where(idx, c)}, age {age}, draw {d}: "
+                                      f"{a[c, age, d]} is not {want}")
+        keep = _check_ages(ages, a.shape[1])
+        obs = _check_observed(None if observed is None else observed.get(name), idx, a.shape[1])
+        frame = _long(idx, keep, {"observed": obs[:, keep], **_summaries(a[:, keep, :], q)})
+        frame.insert(2, "component", name)
+        frame["_row"] = np.arange(len(frame))  # (cohort, age) in the order of the draws
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True).sort_values("_row", kind="stable", ignore_index=True)
+    return out.drop(columns="_row")
 
 
 def roas_table(

@@ -81,6 +81,25 @@ def test_expected_component_draws_multiply_to_the_expected_curve(curve_fit):
         expected_component_draws(res, ["nope"], (7,))
 
 
+def test_curve_components_table_is_the_component_draws(curve_fit):
+    """``curve_components`` summarises the same draws as ``expected_component_draws`` for every cohort and age,
+    with the observed share active and revenue per active user of the fitted table."""
+    from btyd_ltv.cohort_workflow import curve_components, expected_component_draws
+
+    res = curve_fit
+    table = curve_components(res, ages=[0, 3, 60])
+    cohorts = res.index["cohorts"]
+    draws = expected_component_draws(res, cohorts, [0, 3, 60], max_draws=res.settings.max_draws)
+    for name in ("retention", "arpdau"):
+        part = table[table["component"] == name]
+        np.testing.assert_allclose(part["mean"].to_numpy().reshape(len(cohorts), 3), draws[name].mean(axis=-1),
+                                   rtol=1e-6)
+    first = res.table[res.table["cohort"].astype(str) == cohorts[0]].set_index("age")
+    got = table[(table["cohort"] == cohorts[0]) & (table["age"] == 3)].set_index("component")["observed"]
+    assert got["retention"] == pytest.approx(first.loc[3, "active_users"] / first.loc[3, "installs"])
+    assert got["arpdau"] == pytest.approx(first.loc[3, "revenue"] / first.loc[3, "active_users"])
+
+
 def test_tables_agree_with_draws(curve_fit, portfolio):
     table, _ = portfolio
     res = curve_fit
@@ -219,7 +238,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
                "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out,
                "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start", "diag",
-               "--max-tree-depth", 3)
+               "--max-tree-depth", 3, "--components")
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
     oldest = int(table["age"].max())  # every cohort ends on the table's last day; the oldest is seen to that age
@@ -239,6 +258,16 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
                                                                                          "diag")
     coh = pd.read_csv(out / "cohorts.csv")
     assert coh["observed_age"].min() == 3 and "ltv_d45_mean" in coh.columns
+    comp = pd.read_csv(out / "components.csv", dtype={"cohort": str})
+    assert len(comp) == 2 * len(coh) * 46 and set(comp["component"]) == {"retention", "arpdau"}
+    ret = comp[comp["component"] == "retention"].set_index(["cohort", "age"])
+    arp = comp[comp["component"] == "arpdau"].set_index(["cohort", "age"])
+    assert (ret.xs(0, level="age")["mean"] == 1).all() and (ret["q95"] <= 1).all()
+    young = coh.loc[coh["observed_age"] == 3, "cohort"].astype(str).iloc[0]
+    rows = table[(table["cohort"].astype(str) == young) & (table["age"] <= 3)].set_index("age")
+    np.testing.assert_allclose(ret.loc[young, "observed"].to_numpy()[:4], rows["active_users"] / rows["installs"])
+    np.testing.assert_allclose(arp.loc[young, "observed"].to_numpy()[:4], rows["revenue"] / rows["active_users"])
+    assert ret.loc[young, "observed"].iloc[4:].isna().all()  # beyond the cohort's observed age 3
     bad = table.copy()
     bad.loc[5, "revenue"] = -1.0
     bad.to_csv(path, index=False)

@@ -12,6 +12,7 @@ import pytest
 
 from btyd_ltv.curves import (
     cohort_table,
+    component_table,
     curve_table,
     group_curves,
     group_totals,
@@ -97,6 +98,44 @@ def test_curve_table_ages_quantiles_and_dataframe_observed(draws):
     obs = table["observed"].to_numpy().reshape(C, 3)
     np.testing.assert_array_equal(obs[:, :2], draws[:, [0, 2], 0])
     assert np.isnan(obs[:, 2]).all()
+
+
+def test_component_table_matches_numpy_and_keeps_the_cohort_order():
+    """``component_table``: per (cohort, age) one row per component in the order given, the draws' mean and
+    quantiles, the observed values where given; retention above 1, negative or NaN values and mismatched shapes are
+    errors naming the component, cohort and age."""
+    rng = np.random.default_rng(5)
+    retention = np.concatenate([np.ones((C, 1, S)), rng.uniform(0.01, 0.5, (C, H, S))], axis=1)
+    arpdau = rng.gamma(2.0, 0.3, (C, H + 1, S))
+    observed = {"retention": np.full((C, H + 1), np.nan)}
+    observed["retention"][:, :3] = retention[:, :3, 0]
+    cohorts = COHORTS[::-1]  # not sorted: the table keeps this order
+    table = component_table({"retention": retention, "arpdau": arpdau}, cohorts, observed, ages=[0, 2, 30])
+    assert list(table.columns) == ["cohort", "age", "component", "observed", "mean", "q05", "q25", "q50", "q75",
+                                   "q95"]
+    assert table["cohort"].tolist() == [c for c in cohorts for _ in range(6)]
+    assert table["age"].tolist() == [0, 0, 2, 2, 30, 30] * C
+    assert table["component"].tolist() == ["retention", "arpdau"] * 3 * C
+    for name, x in (("retention", retention), ("arpdau", arpdau)):
+        part = table[table["component"] == name]
+        np.testing.assert_allclose(part["mean"].to_numpy().reshape(C, 3), x[:, [0, 2, 30]].mean(axis=-1))
+        np.testing.assert_allclose(part["q95"].to_numpy().reshape(C, 3), np.quantile(x[:, [0, 2, 30]], 0.95, axis=-1))
+    obs = table.loc[table["component"] == "retention", "observed"].to_numpy().reshape(C, 3)
+    np.testing.assert_array_equal(obs[:, :2], retention[:, [0, 2], 0])
+    assert np.isnan(obs[:, 2]).all() and table.loc[table["component"] == "arpdau", "observed"].isna().all()
+    too_high = retention.copy()
+    too_high[2, 7, 3] = 1.2
+    with pytest.raises(DataValidationError, match=r"'retention', cohort '2024-03' \(position 2\), age 7, draw 3: "
+                                                  r"1.2 is not a share in \[0, 1\]"):
+        component_table({"retention": too_high}, COHORTS)
+    negative = arpdau.copy()
+    negative[0, 4, 0] = np.nan
+    with pytest.raises(DataValidationError, match="'arpdau', cohort '2024-01' .*age 4, draw 0: nan is not a finite"):
+        component_table({"arpdau": negative}, COHORTS)
+    with pytest.raises(DataValidationError, match="'arpdau' has shape"):
+        component_table({"retention": retention, "arpdau": arpdau[:, :5]}, COHORTS)
+    with pytest.raises(DataValidationError, match="non-empty mapping"):
+        component_table({}, COHORTS)
 
 
 def test_curve_table_without_observed_is_nan(draws):

@@ -79,6 +79,9 @@ _DEPTH_HELP = ("NUTS tree-depth cap: at most 2^depth - 1 leapfrog steps per draw
 _CALENDAR_HELP = ("Calendar-period effects shared by every cohort alive in a period (seasons, promotions, decline): "
                   "a comma list of retention, revenue, each an AR(1) process over periods (off by default). "
                   "Needs each cohort's acquisition period: --acquired-col, or ISO-date cohort ids.")
+_COMPONENTS_HELP = ("Also write components.csv: per cohort and age the model's retention (share of installs active) "
+                    "and revenue per active user, mean and quantiles, beside the observed values -- the two curves "
+                    "whose product is the forecast.")
 _PRECISION_HELP = ("Cell arithmetic of the normal x log-normal likelihood (--likelihood normal with active users): "
                    "float64, or float32 with double-precision sums (about twice as fast on big portfolios).")
 
@@ -137,6 +140,7 @@ def fit_command(
     max_draws: int = typer.Option(400, "--max-draws", min=1, help="Posterior draws used for the forecasts."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the fan-chart PNGs."),
+    components: bool = typer.Option(False, "--components", help=_COMPONENTS_HELP),
 ) -> None:
     """Fit the hierarchical cohort-curve model and write curves.csv, cohorts.csv, groups.csv, params.csv,
     posterior.nc and fan charts to --out."""
@@ -168,7 +172,7 @@ def fit_command(
         result = fit_curves(table, columns, settings=settings, observed_age=observed_age)
     _report(result)
     _extrapolation_note(result)
-    for path in write_curve_fit(result, out, plots=not no_plots):
+    for path in write_curve_fit(result, out, plots=not no_plots, components=components):
         typer.echo(f"wrote {path}")
 
 
@@ -228,6 +232,7 @@ def predict_command(
     max_draws: int = typer.Option(400, "--max-draws", min=1),
     seed: int = typer.Option(0, "--seed"),
     no_plots: bool = typer.Option(False, "--no-plots"),
+    components: bool = typer.Option(False, "--components", help=_COMPONENTS_HELP),
 ) -> None:
     """Re-forecast a cohort table from a saved posterior: anchored on the table's observed values; cohorts the
     posterior has not seen get their group's population curve (refit to learn from their own data)."""
@@ -244,7 +249,7 @@ def predict_command(
     if new:
         typer.echo(f"note: {new} cohort(s) not in the posterior were forecast from their group's population curve",
                    err=True)
-    for path in write_curve_fit(result, out, plots=not no_plots):
+    for path in write_curve_fit(result, out, plots=not no_plots, components=components):
         typer.echo(f"wrote {path}")
 
 
