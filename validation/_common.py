@@ -78,7 +78,7 @@ def add_curve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     parser.add_argument("--cohort-effects", default=None,
                         help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
                              "model's)")
-    parser.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw"],
+    parser.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw", "bgbb-ms"],
                         help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
     parser.add_argument("--calendar-effects", default="",
                         help="comma list of calendar-period effects of the Bayesian curves: retention, revenue "

@@ -109,8 +109,9 @@ def fit_command(
                                                                 "app,campaign."),
     retention: Optional[str] = typer.Option(None, "--retention",
                                             help="bgbb (activity x sBG, games' Dn retention), bdw (beta-discrete-"
-                                                 "Weibull survival) or bgbb-dw (both); default bgbb, bgbb-dw for "
-                                                 "game-portfolio (it mixes both kinds of app)."),
+                                                 "Weibull survival), bgbb-dw (both) or bgbb-ms (bgbb with a share "
+                                                 "of stayers who never churn: retention that levels off); default "
+                                                 "bgbb, bgbb-dw for game-portfolio (it mixes both kinds of app)."),
     likelihood: str = typer.Option("beta-binomial", "--likelihood", help="Active users: beta-binomial or normal "
                                                                           "(faster on big portfolios)."),
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood",

@@ -9,7 +9,7 @@ J. Interactive Marketing 43, eq. 6)::
 
     S(t) = B(a, b + t^c) / B(a, b),        a = m kappa,  b = (1 - m) kappa
 
-Three families (``retention=``):
+Four families (``retention=``):
 
 * ``"bdw"``: ``pi = 1`` and ``c`` free -- subscription-like data where "active" means "has not churned";
   ``c = 1`` is the shifted-beta-geometric model (Fader & Hardie 2007, "How to project customer retention",
@@ -19,9 +19,15 @@ Three families (``retention=``):
   ``E[active at t] = pi B(gamma, delta + t) / B(gamma, delta)``. Games' classic "Dn retention", where many
   installs are not seen on day 1 but survivors keep coming back.
 * ``"bgbb-dw"``: both ``pi`` and ``c`` free (activity x BdW survival); the most flexible, the slowest to fit.
+* ``"bgbb-ms"``: ``pi`` free and a share ``w`` of stayers who never churn (the mover-stayer model: Blumen,
+  Kogan & McCarthy 1955, "The industrial mobility of labor as a probability process", Cornell Studies in
+  Industrial and Labor Relations 6; Goodman 1961, JASA 56(296)): survival ``w + (1 - w) S(t)``, so retention
+  levels off at ``pi w`` instead of decaying as the sBG tail's power law ``t^-a``. For curves that fall for a
+  while and then stay flat (CDNOW's weekly activity: validation/README.md); with a short history ``w`` comes
+  from its prior, and the forecast's intervals say so.
 
 Parameters live on interpretable scales: mean churn ``m = a / (a + b)`` (``logit_churn``), polarisation
-``kappa = a + b`` (``log_kappa``), ``log_c`` and ``logit_pi``.
+``kappa = a + b`` (``log_kappa``), ``log_c``, ``logit_pi`` and the stayers' share ``logit_stay``.
 
 **Revenue per active user** ``arpdau_c(t) = exp(level_c) (1 + t)^rho_c`` (``log_level``, ``rho``); ``rho > 0``
 is ARPDAU rising with tenure through survivor selection.
@@ -131,7 +137,7 @@ __all__ = [
     "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS",
 ]
 
-RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw")
+RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
 LIKELIHOODS = ("beta-binomial", "normal")
 REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale")
 PRECISIONS = ("float64", "float32")
@@ -140,8 +146,9 @@ RETENTION_PARAMS = {
     "bgbb": ("log_ret", "logit_churn", "log_kappa"),
     "bdw": ("logit_churn", "log_kappa", "log_c"),
     "bgbb-dw": ("log_ret", "logit_churn", "log_kappa", "log_c"),
+    "bgbb-ms": ("log_ret", "logit_churn", "log_kappa", "logit_stay"),
 }
-SHAPE_PARAMS = ("logit_churn", "log_kappa", "log_c")  # the survival curve's shape (without the level)
+SHAPE_PARAMS = ("logit_churn", "log_kappa", "log_c", "logit_stay")  # the survival curve's shape (not the level)
 REVENUE_PARAMS = ("log_level", "rho")
 NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
 WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
@@ -191,6 +198,8 @@ class CohortCurvePriors:
     churn_sd: float = 2.0  # sd on the logit scale
     kappa_sd: float = 1.5  # log kappa ~ N(0, kappa_sd)
     c_sd: float = 0.5  # log c ~ N(0, c_sd)
+    stay_mean: float = 0.12  # prior median of the stayers' share w (bgbb-ms)
+    stay_sd: float = 2.0  # sd on the logit scale: 95% of the prior within about 0.3%..87%
     ret_sd: float = 2.0  # log_ret ~ N(log of the data's mean retention around the reference age, ret_sd)
     level_sd: float = 2.0  # log level ~ N(log mean revenue per active user, level_sd)
     rho_sd: float = 0.5
@@ -420,12 +429,22 @@ def _effective_ages(observed: np.ndarray, active: np.ndarray | None, installs: n
 
 def _log_survival(params: dict, x) -> jnp.ndarray:
     """BdW survival ``log S(x) = log B(a, b + x^c) - log B(a, b)``
-    ``= lgamma(b + x^c) - lgamma(a + b + x^c) + lgamma(a + b) - lgamma(b)``."""
+    ``= lgamma(b + x^c) - lgamma(a + b + x^c) + lgamma(a + b) - lgamma(b)``; with stayers (``logit_stay``)
+    ``log(w + (1 - w) S(x))``."""
     m = jax.nn.sigmoid(params["logit_churn"])
     kappa = jnp.exp(params["log_kappa"])
     a, b = m * kappa, (1.0 - m) * kappa
     xc = x ** jnp.exp(params["log_c"]) if "log_c" in params else x
-    return gammaln(b + xc) - gammaln(a + b + xc) + gammaln(a + b) - gammaln(b)
+    return _with_stayers(params, gammaln(b + xc) - gammaln(a + b + xc) + gammaln(a + b) - gammaln(b))
+
+
+def _with_stayers(params: dict, log_S):
+    """``log(w + (1 - w) S)`` from ``log S`` when the family has stayers (``w = sigmoid(logit_stay)``), else
+    ``log S``."""
+    if "logit_stay" not in params:
+        return log_S
+    w = params["logit_stay"]
+    return jnp.logaddexp(jax.nn.log_sigmoid(w), jax.nn.log_sigmoid(-w) + log_S)
 
 
 def log_retention(retention: str, params: dict, t, ref_age: float = 1.0) -> jnp.ndarray:
@@ -459,6 +478,7 @@ def _log_retention_grid(retention: str, params: dict, T: int, ref_age: float) ->
     i = jnp.arange(T - 1, dtype=jnp.float64)[None, :]
     step = jnp.log((1.0 - m) * kappa + i) - jnp.log(kappa + i)
     log_s = jnp.concatenate([jnp.zeros_like(m), jnp.cumsum(step, axis=1)], axis=1)
+    log_s = _with_stayers({k: v[:, None] for k, v in params.items() if k == "logit_stay"}, log_s)
     if "log_ret" in params:
         log_s = log_s + log_pi(params, ref_age)[:, None]
     return log_s.at[:, 0].set(0.0)
@@ -477,6 +497,7 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
         "logit_churn": (logit(pr.churn_mean), pr.churn_sd),
         "log_kappa": (0.0, pr.kappa_sd),
         "log_c": (0.0, pr.c_sd),
+        "logit_stay": (logit(pr.stay_mean), pr.stay_sd),
         "log_ret": (data.log_retention_center, pr.ret_sd),
         "log_level": (data.log_arpdau_center, pr.level_sd),
         "rho": (0.0, pr.rho_sd),
@@ -635,7 +656,7 @@ def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData, calen
     if not _fused_cells.applies(data):
         return jnp.sum(log_likelihood(params, noise, data, calendar))
     C, T = data.observed.shape
-    if "log_c" not in params:  # sBG survival: the retention grid is built inside the fused pass
+    if "log_c" not in params and "logit_stay" not in params:  # sBG: the retention grid is built inside the pass
         kappa = jnp.exp(params["log_kappa"])
         a = jax.nn.sigmoid(params["logit_churn"]) * kappa
         shift = log_pi(params, data.ref_age) if "log_ret" in params else jnp.zeros_like(a)

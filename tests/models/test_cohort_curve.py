@@ -19,7 +19,8 @@ RNG = np.random.default_rng(20261125)
 def _params(n: int, names) -> dict:
     draws = {"log_ret": RNG.uniform(-3, -0.2, n), "logit_churn": RNG.uniform(-3, 1, n),
              "log_kappa": RNG.uniform(-1, 3, n), "log_c": RNG.uniform(-0.7, 0.5, n),
-             "log_level": RNG.uniform(-4, 1, n), "rho": RNG.uniform(-0.3, 0.6, n)}
+             "log_level": RNG.uniform(-4, 1, n), "rho": RNG.uniform(-0.3, 0.6, n),
+             "logit_stay": RNG.uniform(-5, 1, n)}
     return {k: jnp.asarray(draws[k]) for k in names}
 
 
@@ -34,7 +35,8 @@ def test_log_retention_matches_scipy_beta_functions(retention):
     kappa = np.exp(np.asarray(p["log_kappa"]))[:, None]
     a, b = m * kappa, (1 - m) * kappa
     c = np.exp(np.asarray(p["log_c"]))[:, None] if "log_c" in p else 1.0
-    log_S = lambda x: sp.betaln(a, b + x ** c) - sp.betaln(a, b)  # noqa: E731
+    w = sp.expit(np.asarray(p["logit_stay"]))[:, None] if "logit_stay" in p else 0.0  # stayers (mover-stayer)
+    log_S = lambda x: np.log(w + (1 - w) * np.exp(sp.betaln(a, b + x ** c) - sp.betaln(a, b)))  # noqa: E731
     want = log_S(t[None, :].astype(float))
     if "log_ret" in p:
         want = want + np.asarray(p["log_ret"])[:, None] - log_S(ref)
@@ -47,6 +49,21 @@ def test_log_retention_matches_scipy_beta_functions(retention):
         np.testing.assert_allclose(np.exp(got[:, int(ref)]), np.exp(np.asarray(p["log_ret"])), rtol=1e-10)
 
 
+def test_stayers_level_retention_off_at_pi_w():
+    """``bgbb-ms``: retention ``pi (w + (1 - w) S(t))`` tends to ``pi w`` (the stayers' activity) where the sBG
+    part has died out, and is the ``bgbb`` curve when ``w -> 0``."""
+    p = {"log_ret": jnp.asarray([-2.0]), "logit_churn": jnp.asarray([0.5]), "log_kappa": jnp.asarray([1.0]),
+         "logit_stay": jnp.asarray([-1.0])}
+    pi = float(np.exp(cc.log_pi(p, 4.0))[0])
+    far = float(np.exp(cc.log_retention("bgbb-ms", p, 1e9, 4.0))[0])
+    assert far == pytest.approx(pi * sp.expit(-1.0), rel=1e-6)
+    none = dict(p, logit_stay=jnp.asarray([-60.0]))
+    t = np.arange(1, 50)
+    np.testing.assert_allclose(np.asarray(cc.log_retention("bgbb-ms", none, t, 4.0)),
+                               np.asarray(cc.log_retention("bgbb", {k: v for k, v in p.items() if k != "logit_stay"},
+                                                           t, 4.0)), rtol=1e-12)
+
+
 def test_sbg_survival_helper_agrees():
     """The generator's closed form and ours are the same sBG survival (independent code paths)."""
     p = {"logit_churn": jnp.asarray([-1.2]), "log_kappa": jnp.asarray([0.7])}
@@ -56,7 +73,7 @@ def test_sbg_survival_helper_agrees():
     np.testing.assert_allclose(ours, sbg_survival(t, m * kappa, (1 - m) * kappa), rtol=1e-10)
 
 
-@pytest.mark.parametrize("retention", ["bgbb", "bdw"])
+@pytest.mark.parametrize("retention", ["bgbb", "bdw", "bgbb-ms"])
 def test_grid_path_equals_lgamma_path(retention):
     names = cc.RETENTION_PARAMS[retention]
     p = _params(9, names)
