@@ -16,7 +16,8 @@ model and sampler settings, and at every checkpoint the forecast is set beside w
   cohort's (a few dozen customers: noisy) and all 13 cohorts' pooled value at that age (the full data).
 
 Per cutoff it also prints the posterior mean of the tenure slope ``rho`` (``arpdau ~ (1 + t)^rho``) and of the
-survival tail's exponent ``a = m kappa`` (``S(t) ~ t^-a`` for large ``t``) of the forecast cohort.
+survival tail's exponent ``a = m kappa`` (``S(t) ~ t^-a`` for large ``t``; with ``--retention bgbb-ms`` the
+movers' part, and the stayers' share ``w`` with its 90% interval) of the forecast cohort.
 """
 
 from __future__ import annotations
@@ -87,8 +88,12 @@ def split_forecast(table: pd.DataFrame, cutoff: int, k: int, checkpoints: list[i
     params = {n: np.asarray(v)[:, pos] for n, v in cc.cohort_params(values, res.data).items()}
     m = 1.0 / (1.0 + np.exp(-params["logit_churn"]))
     shape = {"cutoff": cutoff, "cohort": cohort, "rho": float(params["rho"].mean()),
-             "tail_a": float((m * np.exp(params["log_kappa"])).mean()),
-             "divergences": res.diagnostics.divergences, "max_rhat": res.diagnostics.max_rhat}
+             "tail_a": float((m * np.exp(params["log_kappa"])).mean())}
+    if "logit_stay" in params:  # bgbb-ms: the stayers' share w, mean and 90% interval
+        w = 1.0 / (1.0 + np.exp(-params["logit_stay"]))
+        shape.update(stayers=float(w.mean()), stayers_q05=float(np.quantile(w, 0.05)),
+                     stayers_q95=float(np.quantile(w, 0.95)))
+    shape.update(divergences=res.diagnostics.divergences, max_rhat=res.diagnostics.max_rhat)
     return rows, shape
 
 
