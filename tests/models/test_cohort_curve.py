@@ -351,7 +351,7 @@ def _fused_case(precision: str, retention: str = "bgbb"):
     return data, params, noise
 
 
-@pytest.mark.parametrize("retention", ["bgbb", "bgbb-dw"])
+@pytest.mark.parametrize("retention", ["bgbb", "bgbb-dw", "bgbb-ms"])
 @pytest.mark.parametrize("precision, rtol", [("float64", 1e-10), ("float32", 1e-5)])
 def test_fused_cell_pass_equals_autodiff_of_the_reference(precision, rtol, retention):
     """The fused value-and-gradient (btyd_ltv.models._fused_cells; with the sBG grid inside the pass for
