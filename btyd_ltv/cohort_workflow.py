@@ -55,7 +55,10 @@ class CurveFit:
     """A fitted cohort-curve model and its forecasts.
 
     ``draws``: (cohorts, horizon + 1, draws) cumulative LTV per install; ``curves`` / ``cohorts`` /
-    ``groups``: the tables written to ``curves.csv``, ``cohorts.csv`` and ``groups.csv``."""
+    ``groups``: the tables written to ``curves.csv``, ``cohorts.csv`` and ``groups.csv``; ``values``: the
+    posterior draws of every level's parameters the forecasts were made from, indexed like ``data`` (for
+    :func:`predict_curves`, the saved posterior's draws re-indexed to the new table, new cohorts drawn from their
+    group)."""
 
     posterior: object
     data: cc.CohortCurveData
@@ -70,6 +73,7 @@ class CurveFit:
     diagnostics: Diagnostics | None
     columns: CohortColumns
     settings: CurveOptions
+    values: dict | None = None
 
     @property
     def oldest_age(self) -> int:
@@ -215,7 +219,7 @@ def _forecast(idata, data, index, clean, columns, settings, names, diag, summari
         curves, coh, groups, group_draws = _summaries(draws, data, index, clean, columns, settings)
     params = params_table(idata, names)
     return CurveFit(idata, data, index, clean, draws, curves, coh, groups, group_draws, params, diag, columns,
-                    settings)
+                    settings, values=values)
 
 
 def expected_ltv_draws(result: CurveFit, cohorts: Sequence[str], ages: Sequence[int], *,
@@ -225,8 +229,7 @@ def expected_ltv_draws(result: CurveFit, cohorts: Sequence[str], ages: Sequence[
     ``(len(cohorts), len(ages), S)``. The quantity a simulation's true curve is compared with
     (:func:`btyd_ltv.models.cohort_curve.predictive_ltv` with ``kind="expected"``)."""
     pos = _cohort_positions(result, cohorts)
-    values = cc.posterior_values(result.posterior.posterior, result.data)
-    expected = cc.predictive_ltv(values, result.data, int(max(ages)), kind="expected", max_draws=max_draws)
+    expected = cc.predictive_ltv(_values(result), result.data, int(max(ages)), kind="expected", max_draws=max_draws)
     return expected[pos][:, list(ages), :]
 
 
@@ -239,8 +242,7 @@ def expected_component_draws(result: CurveFit, cohorts: Sequence[str], ages: Seq
     retention tail that stays high, or revenue per active user that keeps rising with tenure
     (:func:`btyd_ltv.models.cohort_curve.expected_components`)."""
     pos = _cohort_positions(result, cohorts)
-    values = cc.posterior_values(result.posterior.posterior, result.data)
-    parts = cc.expected_components(values, result.data, int(max(ages)), max_draws=max_draws)
+    parts = cc.expected_components(_values(result), result.data, int(max(ages)), max_draws=max_draws)
     return {name: x[pos][:, list(ages), :] for name, x in parts.items()}
 
 
@@ -252,8 +254,7 @@ def curve_components(result: CurveFit, *, ages: Sequence[int] | None = None) -> 
     user where the table has them. Memory: two float32 arrays of cohorts x (horizon + 1) x draws, like the
     forecast's."""
     data, H = result.data, result.settings.horizon
-    values = cc.posterior_values(result.posterior.posterior, data)
-    parts = cc.expected_components(values, data, H, max_draws=result.settings.max_draws)
+    parts = cc.expected_components(_values(result), data, H, max_draws=result.settings.max_draws)
     n = min(H + 1, data.observed.shape[1])
     observed = {name: np.full((data.installs.shape[0], H + 1), np.nan) for name in parts}
     if data.has_active:
@@ -263,6 +264,13 @@ def curve_components(result: CurveFit, *, ages: Sequence[int] | None = None) -> 
             observed["retention"][:, :n] = np.where(seen, active / data.installs[:, None], np.nan)
             observed["arpdau"][:, :n] = np.where(seen & (active > 0), data.revenue[:, :n] / active, np.nan)
     return component_table(parts, result.index["cohorts"], observed, ages=ages)
+
+
+def _values(result: CurveFit) -> dict:
+    """The parameter draws behind ``result``'s forecasts (``CurveFit.values``; read from the posterior when a
+    ``CurveFit`` was built without them)."""
+    return result.values if result.values is not None else cc.posterior_values(result.posterior.posterior,
+                                                                                result.data)
 
 
 def _cohort_positions(result: CurveFit, cohorts: Sequence[str]) -> np.ndarray:
@@ -312,7 +320,7 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     coh.insert(1, "in_posterior", [c in known for c in index["cohorts"]])
     params = params_table(posterior, cc.param_names(data))  # the fit's hyper-parameters: same model, same levels
     return CurveFit(posterior, data, index, clean, draws, curves, coh, groups_t, group_draws, params, None,
-                    columns, settings)
+                    columns, settings, values=values)
 
 
 def _map_values(posterior, meta, data: cc.CohortCurveData, index: dict, seed: int) -> dict:

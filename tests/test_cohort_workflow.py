@@ -167,6 +167,18 @@ def test_write_and_predict_from_posterior(curve_fit, tmp_path):
     rows = newer[newer["cohort"] == c]
     np.testing.assert_allclose(got.loc[rows["age"].to_numpy(), "q50"],
                                rows["revenue"].cumsum().to_numpy() / rows["installs"].iloc[0], rtol=1e-5)
+    # components from the re-forecast's own parameter draws: a cohort the posterior has keeps the fit's curves,
+    # the new cohorts get their group's
+    from btyd_ltv.cohort_workflow import curve_components
+
+    comp = curve_components(pred, ages=[0, 5, 60])
+    assert len(comp) == 2 * 3 * len(pred.index["cohorts"])
+    before = curve_components(curve_fit, ages=[0, 5, 60])
+    for frame in (comp, before):
+        frame.set_index(["cohort", "age", "component"], inplace=True)
+    np.testing.assert_allclose(comp.loc[c, "mean"].to_numpy(), before.loc[c, "mean"].to_numpy(), rtol=1e-6)
+    new = [k for k, known in flags.items() if not known]
+    assert comp.loc[new, "mean"].notna().all()
 
 
 def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
