@@ -80,12 +80,11 @@ def split_forecast(table: pd.DataFrame, cutoff: int, k: int, checkpoints: list[i
                                   ("arpdau", parts["arpdau"][0, j], truth["arpdau"])):
             lo, hi = np.quantile(draws, [0.05, 0.95])
             scale = 100.0 if name == "retention" else 1.0  # retention in %
-            row.update({f"{name}": scale * float(draws.mean()), f"{name}_q05": scale * lo,
+            row.update({name: scale * float(draws.mean()), f"{name}_q05": scale * lo,
                         f"{name}_q95": scale * hi, f"{name}_actual": scale * float(true)})
         row["arpdau_pooled"] = float(truth["pooled_arpdau"])
         rows.append(row)
-    values = cc.posterior_values(res.posterior.posterior, res.data)
-    params = {n: np.asarray(v)[:, pos] for n, v in cc.cohort_params(values, res.data).items()}
+    params = {n: np.asarray(v)[:, pos] for n, v in cc.cohort_params(res.values, res.data).items()}
     m = 1.0 / (1.0 + np.exp(-params["logit_churn"]))
     shape = {"cutoff": cutoff, "cohort": cohort, "rho": float(params["rho"].mean()),
              "tail_a": float((m * np.exp(params["log_kappa"])).mean())}
