@@ -70,15 +70,17 @@ def estimate_row(name: str, published: float, lifetimes_mle: float, lifetimes_se
 
 def add_curve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of the Bayesian cohort curves the CDNOW curve scripts share (sampler, seed, model variant)."""
+    from btyd_ltv.models.cohort_curve import RETENTION_FAMILIES, REVENUE_LIKELIHOODS
+
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=500, help="warmup iterations and draws per chain")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale"],
+    parser.add_argument("--revenue-likelihood", default="lognormal", choices=REVENUE_LIKELIHOODS,
                         help="revenue likelihood of the Bayesian curves (btyd_ltv.models.cohort_curve)")
     parser.add_argument("--cohort-effects", default=None,
                         help="cohort-level parameters of the Bayesian curves: 'all' or a comma list (default: the "
                              "model's)")
-    parser.add_argument("--retention", default="bgbb", choices=["bgbb", "bdw", "bgbb-dw", "bgbb-ms"],
+    parser.add_argument("--retention", default="bgbb", choices=RETENTION_FAMILIES,
                         help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
     parser.add_argument("--calendar-effects", default="",
                         help="comma list of calendar-period effects of the Bayesian curves: retention, revenue "

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from _common import add_curve_options, curve_settings
 
 from btyd_ltv import backtest as bt
