@@ -1061,7 +1061,12 @@ def _expected_logs(values: dict, data: CohortCurveData, horizon: int, calendar: 
     """``log s_c(t)`` and ``log arpdau_c(t)`` for ages ``0..horizon`` per draw, ``(S, C, horizon + 1)`` each."""
     params = cohort_params({k: jnp.asarray(v) for k, v in values.items()}, data)
     t = jnp.arange(horizon + 1, dtype=jnp.float64)
-    p = {k: v[..., None] for k, v in params.items()}
+    return _curve_logs({k: v[..., None] for k, v in params.items()}, data, t, calendar)
+
+
+def _curve_logs(p: dict, data: CohortCurveData, t, calendar: dict | None):
+    """``log s(t)`` and ``log arpdau(t)`` with the calendar offsets, for cohort parameters ``p`` broadcast
+    against the ages ``t``: the expected curves of :func:`expected_components` and the simulator's."""
     return _with_calendar(log_retention(data.retention, p, t, data.ref_age), log_arpdau(p, t, data.log_age_center),
                           calendar)
 
@@ -1202,8 +1207,7 @@ def _simulator(data: CohortCurveData):
     def simulate(key, values, installs, t, calendar):
         params = cohort_params(values, data)
         p = {k: v[..., None] for k, v in params.items()}
-        log_s, log_a = _with_calendar(log_retention(data.retention, p, t, data.ref_age),  # (s, C, H1)
-                                      log_arpdau(p, t, data.log_age_center), calendar)
+        log_s, log_a = _curve_logs(p, data, t, calendar)  # (s, C, H1)
         k_act, k_pos, k_amt = jax.random.split(key, 3)
         s = jnp.clip(jnp.exp(log_s), _EPS, 1.0 - _EPS)
         n = jnp.broadcast_to(installs, s.shape)
