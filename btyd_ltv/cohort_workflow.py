@@ -38,6 +38,7 @@ class CurveOptions:
     retention: str = "bgbb"
     likelihood: str = "beta-binomial"
     revenue_likelihood: str = "lognormal"
+    tenure: str = "log"  # tenure term of revenue per active user: log or saturating
     cohort_effects: tuple[str, ...] | str | None = None  # None: the model default; "all"
     precision: str = "float64"  # cell arithmetic of the normal x log-normal likelihood: float64 or float32
     mass: str = "diag"  # NUTS mass matrix: diag, or blocks (dense on cc.mass_blocks, diagonal elsewhere)
@@ -129,7 +130,7 @@ def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptio
         revenue_col=columns.revenue, active_col=columns.active_users, group_cols=columns.groups,
         retention=settings.retention, likelihood=settings.likelihood, cohort_effects=settings.cohort_effects,
         revenue_likelihood=settings.revenue_likelihood, precision=settings.precision,
-        calendar_effects=settings.calendar_effects, acquired=acquired,
+        calendar_effects=settings.calendar_effects, acquired=acquired, tenure=settings.tenure,
     )
 
 
@@ -199,7 +200,8 @@ def fit_curves(
                                                                        "active_users", "payers", "cost")}
         | {"groups": list(columns.groups)},
         "retention": settings.retention, "likelihood": settings.likelihood,
-        "revenue_likelihood": settings.revenue_likelihood, "cohort_effects": list(data.cohort_effects), "period": settings.period,
+        "revenue_likelihood": settings.revenue_likelihood, "tenure": settings.tenure,
+        "cohort_effects": list(data.cohort_effects), "period": settings.period,
         "precision": settings.precision, "mass": settings.mass, "warm_start": settings.warm_start,
         "calendar_effects": list(settings.calendar_effects), "calendar": calendar,
         "calendar_offsets": "centred",  # the process less its mean over the fitted periods (model docstring)
@@ -302,6 +304,7 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
     clean = validate_cohort_table(table, columns)
     settings = CurveOptions(retention=meta["retention"], likelihood=meta["likelihood"],
                             revenue_likelihood=meta.get("revenue_likelihood", "lognormal"),
+                            tenure=meta.get("tenure", "log"),
                             cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
                             calendar_effects=tuple(meta.get("calendar_effects", ())),
                             acquired=(meta.get("calendar") or {}).get("acquired"),

@@ -250,7 +250,7 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     res = _run("curves", "fit", path, "--groups", "app,campaign", "--observed-age", 3, "--horizon", 45,
                "--chains", 2, "--draws", 40, "--tune", 60, "--max-draws", 50, "--no-plots", "-q", "--out", out,
                "--likelihood", "normal", "--precision", "float32", "--mass", "blocks", "--warm-start", "diag",
-               "--max-tree-depth", 3, "--components")
+               "--max-tree-depth", 3, "--components", "--tenure", "saturating")
     assert res.exit_code == 0, res.output
     assert "youngest cohorts" in res.output and (out / "cohorts.csv").exists()
     oldest = int(table["age"].max())  # every cohort ends on the table's last day; the oldest is seen to that age
@@ -266,8 +266,9 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     assert posterior.attrs["max_tree_depth"] == 3 and steps.max() <= 7
     assert f"{int((steps == 7).sum())} draws reached the tree-depth cap" in res.output  # 40 draws x 2 chains
     meta = json.loads(posterior.attrs["cohort_curve"])
-    assert (meta["likelihood"], meta["precision"], meta["mass"], meta["warm_start"]) == ("normal", "float32", "blocks",
-                                                                                         "diag")
+    assert (meta["likelihood"], meta["precision"], meta["mass"], meta["warm_start"], meta["tenure"]) == (
+        "normal", "float32", "blocks", "diag", "saturating")
+    assert "log_saturation_mu" in posterior.posterior
     coh = pd.read_csv(out / "cohorts.csv")
     assert coh["observed_age"].min() == 3 and "ltv_d45_mean" in coh.columns
     comp = pd.read_csv(out / "components.csv", dtype={"cohort": str})
@@ -291,7 +292,8 @@ def test_cli_curves_fit_and_errors(portfolio, tmp_path):
     assert res.exit_code == 2 and "'bogus' is not a parameter" in res.output and "Traceback" not in res.output
     for option, value, message in (("--precision", "half", "precision must be one of float64, float32"),
                                    ("--mass", "dense", "mass must be one of diag, blocks"),
-                                   ("--warm-start", "yes", "warm_start must be one of none, diag, dense")):
+                                   ("--warm-start", "yes", "warm_start must be one of none, diag, dense"),
+                                   ("--tenure", "linear", "tenure must be one of log, saturating")):
         res = _run("curves", "fit", path, option, value, "--out", tmp_path / "bad", "-q")
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "bad").exists()

@@ -70,7 +70,7 @@ def estimate_row(name: str, published: float, lifetimes_mle: float, lifetimes_se
 
 def add_curve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of the Bayesian cohort curves the CDNOW curve scripts share (sampler, seed, model variant)."""
-    from btyd_ltv.models.cohort_curve import RETENTION_FAMILIES, REVENUE_LIKELIHOODS
+    from btyd_ltv.models.cohort_curve import RETENTION_FAMILIES, REVENUE_LIKELIHOODS, TENURE_FORMS
 
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=500, help="warmup iterations and draws per chain")
@@ -82,6 +82,8 @@ def add_curve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                              "model's)")
     parser.add_argument("--retention", default="bgbb", choices=RETENTION_FAMILIES,
                         help="retention family of the Bayesian curves (btyd_ltv.models.cohort_curve)")
+    parser.add_argument("--tenure", default="log", choices=TENURE_FORMS,
+                        help="tenure term of revenue per active user (btyd_ltv.models.cohort_curve)")
     parser.add_argument("--calendar-effects", default="",
                         help="comma list of calendar-period effects of the Bayesian curves: retention, revenue "
                              "(AR(1) processes over calendar weeks; default: none)")
@@ -99,6 +101,6 @@ def curve_settings(args: argparse.Namespace):
         effects = tuple(e.strip() for e in effects.split(",") if e.strip())
     calendar = tuple(e.strip() for e in args.calendar_effects.split(",") if e.strip())
     return CurveOptions(period="W", retention=args.retention, revenue_likelihood=args.revenue_likelihood,
-                        cohort_effects=effects, calendar_effects=calendar,
+                        tenure=args.tenure, cohort_effects=effects, calendar_effects=calendar,
                         options=FitOptions(num_chains=args.chains, num_warmup=args.draws, num_samples=args.draws,
                                            seed=args.seed, progress_bar=False, target_accept_prob=0.9))

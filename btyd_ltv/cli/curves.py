@@ -79,6 +79,8 @@ _DEPTH_HELP = ("NUTS tree-depth cap: at most 2^depth - 1 leapfrog steps per draw
 _CALENDAR_HELP = ("Calendar-period effects shared by every cohort alive in a period (seasons, promotions, decline): "
                   "a comma list of retention, revenue, each an AR(1) process over periods (off by default). "
                   "Needs each cohort's acquisition period: --acquired-col, or ISO-date cohort ids.")
+_TENURE_HELP = ("Tenure term of revenue per active user: log (log-linear in log(1 + age), the default) or saturating "
+                "(rises and levels off: a Box-Cox term with a fitted saturation rate).")
 _COMPONENTS_HELP = ("Also write components.csv: per cohort and age the model's retention (share of installs active) "
                     "and revenue per active user, mean and quantiles, beside the observed values -- the two curves "
                     "whose product is the forecast.")
@@ -118,6 +120,7 @@ def fit_command(
                                            help="Positive cell revenue: lognormal, gamma (mean-consistent "
                                                 "under whale purchases) or whale (log-normal mixture with a "
                                                 "whale-purchase component)."),
+    tenure: str = typer.Option("log", "--tenure", help=_TENURE_HELP),
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
@@ -160,9 +163,10 @@ def fit_command(
                        revenue_col=revenue_col, active_col=active_col, payers_col=payers_col, cost_col=cost_col,
                        groups=groups)
     settings = CurveOptions(
-        retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, horizon=horizon,
-        period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects), precision=precision,
-        mass=mass, warm_start=warm_start, calendar_effects=tuple(_split(calendar_effects)), acquired=acquired,
+        retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, tenure=tenure,
+        horizon=horizon, period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects),
+        precision=precision, mass=mass, warm_start=warm_start, calendar_effects=tuple(_split(calendar_effects)),
+        acquired=acquired,
         options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept,
                            max_tree_depth=max_tree_depth),
@@ -318,6 +322,7 @@ def backtest_command(
     retention: str = typer.Option("bgbb", "--retention"),
     likelihood: str = typer.Option("beta-binomial", "--likelihood"),
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood"),
+    tenure: str = typer.Option("log", "--tenure", help=_TENURE_HELP),
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),
     mass: str = typer.Option("diag", "--mass", help=_MASS_HELP),
@@ -370,8 +375,8 @@ def backtest_command(
             fail(f"unknown baseline {name!r}; choose from {', '.join([*factories, *CURVE_BASELINES])}")
     if not no_model:
         settings = CurveOptions(retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood,
-                                period=period, cohort_effects=_effects(cohort_effects), precision=precision,
-                                mass=mass, warm_start=warm_start, acquired=acquired,
+                                tenure=tenure, period=period, cohort_effects=_effects(cohort_effects),
+                                precision=precision, mass=mass, warm_start=warm_start, acquired=acquired,
                                 calendar_effects=tuple(_split(calendar_effects)),
                                 options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                                                    progress_bar=False, target_accept_prob=target_accept,

@@ -31,7 +31,16 @@ Parameters live on interpretable scales: mean churn ``m = a / (a + b)`` (``logit
 ``kappa = a + b`` (``log_kappa``), ``log_c``, ``logit_pi`` and the stayers' share ``logit_stay``.
 
 **Revenue per active user** ``arpdau_c(t) = exp(level_c) (1 + t)^rho_c`` (``log_level``, ``rho``); ``rho > 0``
-is ARPDAU rising with tenure through survivor selection.
+is ARPDAU rising with tenure through survivor selection. That log-linear tenure term (``tenure="log"``) keeps
+rising at the rate its data show; ``tenure="saturating"`` replaces ``log(1 + t)`` by its Box-Cox transform with a
+negative exponent (Box & Cox 1964, JRSS B 26(2))::
+
+    h(t) = (1 - (1 + t)^-sigma) / sigma,    log arpdau_c(t) = level_c + rho_c (h(t) - h(t_ref))
+
+so revenue per active user rises with initial log-log slope ``rho`` and levels off at ``rho / sigma`` above its
+day-0 value; ``sigma -> 0`` is the log-linear term. The saturation rate ``sigma`` (``log_saturation``) is one
+portfolio-level parameter. For revenue per active user that rises over the first periods and then stays flat
+(CDNOW's weekly cohorts), where the log-linear term fitted to a few periods carries the early rise on for ever.
 
 **Hierarchy.** Every parameter has a portfolio mean and one normal level per grouping column (nested in the
 order given: campaign within app), and the parameters in ``cohort_effects`` (by default the retention level,
@@ -135,7 +144,7 @@ __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
-    "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS",
+    "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
@@ -151,6 +160,8 @@ RETENTION_PARAMS = {
 }
 SHAPE_PARAMS = ("logit_churn", "log_kappa", "log_c", "logit_stay")  # the survival curve's shape (not the level)
 REVENUE_PARAMS = ("log_level", "rho")
+TENURE_FORMS = ("log", "saturating")  # the tenure term of log revenue per active user (module docstring)
+TENURE_PARAMS = ("log_saturation",)  # portfolio level only: tenure="saturating"
 NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
 WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
 _EPS = 1e-12
@@ -188,6 +199,7 @@ class CohortCurveData(NamedTuple):
     calendar_effects: tuple = ()  # "retention" and/or "revenue": an AR(1) process over calendar periods each
     acquired: np.ndarray | None = None  # (C,) int acquisition period of each cohort (>= 0); None without calendar
     n_periods: int = 0  # calendar periods 0..n_periods-1 spanned by the observed cells
+    tenure: str = "log"  # tenure term of log revenue per active user: log(1 + t) or its saturating Box-Cox form
 
 
 @dataclass(frozen=True)
@@ -206,17 +218,19 @@ class CohortCurvePriors:
     rho_sd: float = 0.5
     group_sd: float = 0.5  # HalfNormal scale of every between-group and between-cohort sd
     calendar_sd: float = 0.2  # HalfNormal scale of the stationary sd of each calendar AR(1) process
+    saturation_mean: float = 0.5  # prior median of the tenure term's saturation rate sigma (tenure="saturating")
+    saturation_sd: float = 1.0  # sd on the log scale: 95% of the prior within about 0.07..3.5
     kind: str = "default"
 
 
-def _param_list(retention: str, revenue_likelihood: str = "lognormal") -> tuple[str, ...]:
+def _param_list(retention: str, revenue_likelihood: str = "lognormal", tenure: str = "log") -> tuple[str, ...]:
     whale = WHALE_PARAMS if revenue_likelihood == "whale" else ()
-    return RETENTION_PARAMS[retention] + REVENUE_PARAMS + whale
+    return RETENTION_PARAMS[retention] + REVENUE_PARAMS + (TENURE_PARAMS if tenure == "saturating" else ()) + whale
 
 
 def param_list(data: CohortCurveData) -> tuple[str, ...]:
     """The hierarchical parameters of a model on ``data`` (each with a portfolio mean ``{p}_mu``)."""
-    return _param_list(data.retention, data.revenue_likelihood)
+    return _param_list(data.retention, data.revenue_likelihood, data.tenure)
 
 
 def make_data(
@@ -241,6 +255,7 @@ def make_data(
     level_offsets: bool = True,
     calendar_effects: Sequence[str] = (),
     acquired: np.ndarray | Sequence[int] | None = None,
+    tenure: str = "log",
 ) -> tuple[CohortCurveData, dict]:
     """Dense arrays from a validated long cohort table (:func:`btyd_ltv.data.cohorts.validate_cohort_table`).
 
@@ -257,7 +272,8 @@ def make_data(
     the cohort's effective age (:func:`model`; also the same model). ``calendar_effects`` (``"retention"``,
     ``"revenue"``) adds an AR(1) process over calendar periods to those curves (module docstring); it needs
     ``acquired``, one whole period index ``>= 0`` per row (the cohort's acquisition period; period 0 is where the
-    processes start), e.g. from :func:`btyd_ltv.backtest.acquisition_period`.
+    processes start), e.g. from :func:`btyd_ltv.backtest.acquisition_period`. ``tenure``: the tenure term of
+    revenue per active user, ``"log"`` or ``"saturating"`` (module docstring).
     """
     if precision not in PRECISIONS:
         raise DataValidationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -265,6 +281,8 @@ def make_data(
         raise DataValidationError(f"retention must be one of {', '.join(RETENTION_FAMILIES)}, got {retention!r}")
     if likelihood not in LIKELIHOODS:
         raise DataValidationError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+    if tenure not in TENURE_FORMS:
+        raise DataValidationError(f"tenure must be one of {', '.join(TENURE_FORMS)}, got {tenure!r}")
     if revenue_likelihood not in REVENUE_LIKELIHOODS:
         raise DataValidationError(f"revenue likelihood must be one of {', '.join(REVENUE_LIKELIHOODS)}, got "
                                   f"{revenue_likelihood!r}")
@@ -363,7 +381,7 @@ def make_data(
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
         log_age_center=float(np.log1p(np.nonzero(observed)[1]).mean()), revenue_likelihood=revenue_likelihood,
-        ref_users=ref_users, precision=precision, anchored=bool(anchored), level_ages=level_ages,
+        ref_users=ref_users, precision=precision, anchored=bool(anchored), level_ages=level_ages, tenure=tenure,
     )
     if calendar_effects:
         acq, n_periods = _acquisition(acquired, ci, C, cohorts, observed)
@@ -486,10 +504,20 @@ def _log_retention_grid(retention: str, params: dict, T: int, ref_age: float) ->
 
 
 def log_arpdau(params: dict, t, center: float = 0.0) -> jnp.ndarray:
-    """``log arpdau(t) = level + rho (log(1 + t) - center)``: ``level`` is the log ARPDAU at age
+    """``log arpdau(t) = level + rho (h(log(1 + t)) - h(center))``: ``level`` is the log ARPDAU at age
     ``exp(center) - 1``; the data's mean ``log(1 + age)`` as ``center`` keeps ``level`` and ``rho`` nearly
-    uncorrelated in the posterior."""
-    return params["log_level"] + params["rho"] * (jnp.log1p(jnp.asarray(t, dtype=jnp.float64)) - center)
+    uncorrelated in the posterior. ``h(u) = u``, or with ``log_saturation`` in ``params`` the saturating Box-Cox
+    form ``h(u) = (1 - exp(-sigma u)) / sigma``, ``sigma = exp(log_saturation)`` (module docstring)."""
+    u = jnp.log1p(jnp.asarray(t, dtype=jnp.float64))
+    if "log_saturation" not in params:
+        return params["log_level"] + params["rho"] * (u - center)
+    sigma = jnp.exp(params["log_saturation"])
+    return params["log_level"] + params["rho"] * (jnp.expm1(-sigma * center) - jnp.expm1(-sigma * u)) / sigma
+
+
+def _revenue_view(params: dict) -> dict:
+    """The parameters of :func:`log_arpdau` from per-cohort ``(C,)`` arrays, as ``(C, 1)`` columns."""
+    return {k: params[k][:, None] for k in REVENUE_PARAMS + TENURE_PARAMS if k in params}
 
 
 def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) -> tuple[float, float]:
@@ -502,6 +530,7 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
         "log_ret": (data.log_retention_center, pr.ret_sd),
         "log_level": (data.log_arpdau_center, pr.level_sd),
         "rho": (0.0, pr.rho_sd),
+        "log_saturation": (float(np.log(pr.saturation_mean)), pr.saturation_sd),
         **WHALE_PRIORS,
     }[name]
 
@@ -509,6 +538,8 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
 def _levels(data: CohortCurveData, name: str) -> list[tuple[str, int]]:
     """(suffix, level index) of the hierarchy levels parameter ``name`` has; the cohort level is ``"cohort"``."""
     out = [(suffix, lvl) for lvl, suffix in enumerate(data.level_names)]
+    if name in TENURE_PARAMS:
+        return []
     if name in WHALE_PARAMS:
         return out[:1]
     if name in data.cohort_effects:
@@ -629,7 +660,7 @@ def log_likelihood(params: dict, noise: dict, data: CohortCurveData, calendar: d
     C, T = data.observed.shape
     t = jnp.arange(T)
     log_s = _log_retention_grid(data.retention, params, T, data.ref_age)
-    log_a = log_arpdau({k: params[k][:, None] for k in REVENUE_PARAMS}, t[None, :], data.log_age_center)
+    log_a = log_arpdau(_revenue_view(params), t[None, :], data.log_age_center)
     log_s, log_a = _with_calendar(log_s, log_a, calendar)
     observed = jnp.asarray(data.observed)
     installs = jnp.asarray(data.installs)[:, None]
@@ -657,14 +688,14 @@ def total_log_likelihood(params: dict, noise: dict, data: CohortCurveData, calen
     if not _fused_cells.applies(data):
         return jnp.sum(log_likelihood(params, noise, data, calendar))
     C, T = data.observed.shape
-    if "log_c" not in params and "logit_stay" not in params:  # sBG: the retention grid is built inside the pass
+    if not {"log_c", "logit_stay", "log_saturation"} & set(params):  # sBG, log tenure: grid built inside the pass
         kappa = jnp.exp(params["log_kappa"])
         a = jax.nn.sigmoid(params["logit_churn"]) * kappa
         shift = log_pi(params, data.ref_age) if "log_ret" in params else jnp.zeros_like(a)
         return _fused_cells.sbg_log_likelihood(a, kappa, shift, params["log_level"], params["rho"], noise, data,
                                                data.log_age_center, data.precision)
     log_s = _log_retention_grid(data.retention, params, T, data.ref_age)
-    log_a = log_arpdau({k: params[k][:, None] for k in REVENUE_PARAMS}, jnp.arange(T)[None, :], data.log_age_center)
+    log_a = log_arpdau(_revenue_view(params), jnp.arange(T)[None, :], data.log_age_center)
     return _fused_cells.cell_log_likelihood(log_s, log_a, noise, data, data.precision)
 
 

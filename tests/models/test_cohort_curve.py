@@ -20,7 +20,7 @@ def _params(n: int, names) -> dict:
     draws = {"log_ret": RNG.uniform(-3, -0.2, n), "logit_churn": RNG.uniform(-3, 1, n),
              "log_kappa": RNG.uniform(-1, 3, n), "log_c": RNG.uniform(-0.7, 0.5, n),
              "log_level": RNG.uniform(-4, 1, n), "rho": RNG.uniform(-0.3, 0.6, n),
-             "logit_stay": RNG.uniform(-5, 1, n)}
+             "logit_stay": RNG.uniform(-5, 1, n), "log_saturation": RNG.uniform(-3, 1.5, n)}
     return {k: jnp.asarray(draws[k]) for k in names}
 
 
@@ -301,6 +301,8 @@ def test_redundant_level_is_dropped_and_bad_options_raise():
         cc.make_data(table, retention="weibull")
     with pytest.raises(DataValidationError, match="'log_c' is not a parameter of retention='bgbb'"):
         cc.make_data(table, cohort_effects=["log_c"])
+    with pytest.raises(DataValidationError, match="tenure must be one of log, saturating, got 'linear'"):
+        cc.make_data(table, tenure="linear")
 
 
 def test_predictive_ltv_is_monotone_and_anchored():
@@ -334,15 +336,15 @@ def test_predictive_ltv_is_monotone_and_anchored():
     np.testing.assert_allclose(exp, np.cumsum(inc, axis=-1).transpose(1, 2, 0), rtol=1e-5)
 
 
-def _fused_case(precision: str, retention: str = "bgbb"):
+def _fused_case(precision: str, retention: str = "bgbb", tenure: str = "log"):
     """Small cohorts (zero-revenue cells, a cohort-day with no active users) and random parameters."""
     table, _ = simulate_portfolio(n_apps=2, campaigns_per_app=2, days=8, seed=11, retention="bgbb",
                                   installs_range=(15, 400), horizon=30)
     table.loc[table.index[(table["age"] == 3)][:1], ["active_users", "revenue"]] = 0.0
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), likelihood="normal", precision=precision,
-                           retention=retention)
+                           retention=retention, tenure=tenure)
     C = data.installs.shape[0]
-    params = _params(C, cc.RETENTION_PARAMS[retention] + cc.REVENUE_PARAMS)
+    params = _params(C, cc.param_list(data))
     params["log_ret"] = jnp.asarray(RNG.uniform(-4.0, -2.5, C))  # retention inside (0, 1) at every age
     T = data.observed.shape[1]
     assert float(jnp.max(cc._log_retention_grid(retention, params, T, data.ref_age)[:, 1:])) < 0.0
@@ -351,15 +353,16 @@ def _fused_case(precision: str, retention: str = "bgbb"):
     return data, params, noise
 
 
-@pytest.mark.parametrize("retention", ["bgbb", "bgbb-dw", "bgbb-ms"])
+@pytest.mark.parametrize("retention, tenure", [("bgbb", "log"), ("bgbb-dw", "log"), ("bgbb-ms", "log"),
+                                               ("bgbb", "saturating")])
 @pytest.mark.parametrize("precision, rtol", [("float64", 1e-10), ("float32", 1e-5)])
-def test_fused_cell_pass_equals_autodiff_of_the_reference(precision, rtol, retention):
+def test_fused_cell_pass_equals_autodiff_of_the_reference(precision, rtol, retention, tenure):
     """The fused value-and-gradient (btyd_ltv.models._fused_cells; with the sBG grid inside the pass for
-    ``bgbb``) against jax.grad of the sum of the double-precision cell log-likelihood, itself checked against
-    scipy above."""
+    ``bgbb`` with the log tenure term) against jax.grad of the sum of the double-precision cell log-likelihood,
+    itself checked against scipy above."""
     import jax
 
-    data, params, noise = _fused_case(precision, retention)
+    data, params, noise = _fused_case(precision, retention, tenure)
     assert (data.observed & (data.revenue == 0)).any() and (data.observed & (data.active == 0)).any()
     assert cc._fused_cells.applies(data)
     ref = jax.value_and_grad(lambda p, n: jnp.sum(cc.log_likelihood(p, n, data._replace(precision="float64"))),
