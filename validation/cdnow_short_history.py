@@ -17,7 +17,8 @@ model and sampler settings, and at every checkpoint the forecast is set beside w
 
 Per cutoff it also prints the posterior mean of the tenure slope ``rho`` (``arpdau ~ (1 + t)^rho``) and of the
 survival tail's exponent ``a = m kappa`` (``S(t) ~ t^-a`` for large ``t``; with ``--retention bgbb-ms`` the
-movers' part, and the stayers' share ``w`` with its 90% interval) of the forecast cohort.
+movers' part, and the stayers' share ``w`` with its 90% interval) of the forecast cohort; with ``--tenure
+saturating``, ``rho`` is the initial slope and the saturation rate ``sigma`` (mean and 90% interval) is printed too.
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ def split_forecast(table: pd.DataFrame, cutoff: int, k: int, checkpoints: list[i
         w = 1.0 / (1.0 + np.exp(-params["logit_stay"]))
         shape.update(stayers=float(w.mean()), stayers_q05=float(np.quantile(w, 0.05)),
                      stayers_q95=float(np.quantile(w, 0.95)))
+    if "log_saturation" in params:  # tenure="saturating": one portfolio-level rate
+        sigma = np.exp(params["log_saturation"])
+        shape.update(saturation=float(sigma.mean()), saturation_q05=float(np.quantile(sigma, 0.05)),
+                     saturation_q95=float(np.quantile(sigma, 0.95)))
     shape.update(divergences=res.diagnostics.divergences, max_rhat=res.diagnostics.max_rhat)
     return rows, shape
 
@@ -115,7 +120,7 @@ def main() -> None:
         shapes.append(s)
     print(f"CDNOW weekly cohorts, the cohort aged {args.k} weeks at each cutoff; {time.perf_counter() - t0:.0f} s; "
           f"seed {args.seed}; retention {args.retention}, revenue likelihood {args.revenue_likelihood}, cohort "
-          f"effects {args.cohort_effects or 'default'}"
+          f"effects {args.cohort_effects or 'default'}, tenure {args.tenure}"
           f"{', calendar effects ' + ','.join(settings.calendar_effects) if settings.calendar_effects else ''}; "
           f"{args.chains} chains x {args.draws} warmup x {args.draws} draws. Retention in % of the cohort; "
           "mean and 5-95% of the posterior (L: predictive; retention, arpdau: the model's expected curves).")
