@@ -5,6 +5,7 @@
     python validation/cdnow_curves.py --no-model --learned mlp,tide,lightgbm   # baselines + learned curve models
     python validation/cdnow_curves.py --calendar-effects retention,revenue   # AR(1) calendar-week effects
     python validation/cdnow_curves.py --retention bgbb-dw   # activity x beta-discrete-Weibull survival
+    python validation/cdnow_curves.py --tenure saturating   # revenue per active customer that levels off
     python validation/cdnow_curves.py --history-bins 7,13   # the second table's slices of the history's length
 
 Data: the shipped CDNOW master log as 13 weekly acquisition cohorts (1997-01..03), followed weekly to 1998-06
@@ -67,7 +68,7 @@ def main() -> None:
     print(f"CDNOW weekly cohorts: {table['cohort'].nunique()} cohorts, {len(table)} cohort-weeks; "
           f"{result.rows['cutoff'].nunique()} cutoffs; {time.perf_counter() - t0:.0f} s; seed {args.seed}; "
           f"retention {args.retention}, revenue likelihood {args.revenue_likelihood}, cohort effects "
-          f"{args.cohort_effects or 'default'}"
+          f"{args.cohort_effects or 'default'}, tenure {args.tenure}"
           f"{', calendar effects ' + ','.join(calendar) if calendar else ''}")
     print(result.to_markdown())
     print("\nThe same forecasts by the oldest age in the history at the cutoff (weeks):")
