@@ -18,38 +18,24 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 
 import numpy as np
 import pandas as pd
+from _portfolio import portfolio, portfolio_parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--apps", type=int, default=5)
-    ap.add_argument("--campaigns", type=int, default=4)
-    ap.add_argument("--days", type=int, default=50, help="acquisition days per campaign (cohorts = apps x "
-                                                         "campaigns x days)")
-    ap.add_argument("--ages", type=int, default=365)
+    ap = portfolio_parser(days=50, warmup=1000, draws=1000, precision="float64")
     ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--warmup", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--likelihood", default="normal", choices=["normal", "beta-binomial"])
     ap.add_argument("--retention", default="bgbb")
-    ap.add_argument("--precision", default="float64", choices=["float64", "float32"],
-                    help="cell arithmetic of the fused normal x log-normal pass")
-    ap.add_argument("--mass", default="diag", choices=["diag", "blocks"],
-                    help="NUTS mass matrix: diagonal, or dense on cohort_curve.mass_blocks and diagonal elsewhere")
     ap.add_argument("--warm-start", nargs="?", const="diag", default=False, choices=["diag", "dense"],
                     help="start NUTS from inference.find_warm_start, in curvature-scaled coordinates (diag) or in "
                          "the decorrelated coordinates of the Laplace approximation (dense)")
     ap.add_argument("--relative-parents", action="store_true",
                     help="sample group elements relative to their parent, not anchored on their children")
-    ap.add_argument("--no-level-offsets", action="store_true",
-                    help="sample cohort retention levels as themselves, not relative to their group's curve shape")
-    ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--max-tree-depth", type=int, default=10,
                     help="NUTS tree-depth cap (2^depth - 1 leapfrog steps per draw at most)")
     ap.add_argument("--warmup-tree-depth", type=int, default=None,
@@ -58,8 +44,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", default=None, metavar="PATH",
                     help="write the posterior (hyper-parameters and sample stats) to this NetCDF file")
-    ap.add_argument("--progress", action="store_true",
-                    help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
     warmup_depth = args.warmup_tree_depth or args.max_tree_depth
 
@@ -71,15 +55,11 @@ def main() -> None:
 
     import arviz as az
 
-    from btyd_ltv.data.portfolio import simulate_portfolio
     from btyd_ltv.inference import diagnose, fit
     from btyd_ltv.models import cohort_curve as cc
 
     t0 = time.perf_counter()
-    table, _ = simulate_portfolio(n_apps=args.apps, campaigns_per_app=args.campaigns, days=args.days,
-                                  horizon=args.ages - 1, installs_range=(1000, 100000),
-                                  observation_end_day=args.days - 1 + args.ages - 1, retention="bgbb",
-                                  seed=args.seed)
+    table = portfolio(args, seed=args.seed)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention=args.retention,
                            likelihood=args.likelihood, precision=args.precision,
                            anchored=not args.relative_parents, level_offsets=not args.no_level_offsets)

@@ -14,30 +14,19 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
+from _portfolio import portfolio, portfolio_parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--days", type=int, default=10, help="acquisition days per campaign (5 apps x 4 campaigns)")
-    ap.add_argument("--ages", type=int, default=365)
-    ap.add_argument("--warmup", type=int, default=400)
-    ap.add_argument("--draws", type=int, default=300)
-    ap.add_argument("--mass", default="diag", choices=["diag", "blocks"])
-    ap.add_argument("--target-accept", type=float, default=0.9)
-    ap.add_argument("--precision", default="float32", choices=["float64", "float32"])
+    ap = portfolio_parser(days=10, warmup=400, draws=300, precision="float32")
     ap.add_argument("--pairs", type=int, default=10, help="most correlated coordinate pairs to print")
     ap.add_argument("--hold-sds", type=float, default=None, metavar="VALUE",
                     help="condition every between-group sd on VALUE: the geometry given the sds")
-    ap.add_argument("--no-level-offsets", action="store_true",
-                    help="sample cohort retention levels as themselves, not relative to their group's curve shape")
     ap.add_argument("--no-regularize", action="store_true",
                     help="adapt the mass matrix without Stan's shrinkage of the variances towards 1e-3")
-    ap.add_argument("--progress", action="store_true",
-                    help="NumPyro's progress bar on stderr (leapfrog steps and step size of every iteration)")
     args = ap.parse_args()
 
     import jax
@@ -45,12 +34,9 @@ def main() -> None:
     from numpyro.infer import MCMC, NUTS
     from numpyro.infer.initialization import init_to_value
 
-    from btyd_ltv.data.portfolio import simulate_portfolio
     from btyd_ltv.models import cohort_curve as cc
 
-    table, _ = simulate_portfolio(n_apps=5, campaigns_per_app=4, days=args.days, horizon=args.ages - 1,
-                                  installs_range=(1000, 100000), observation_end_day=args.days + args.ages - 2,
-                                  retention="bgbb", seed=0)
+    table = portfolio(args)
     data, _ = cc.make_data(table, group_cols=("app", "campaign"), retention="bgbb", likelihood="normal",
                            precision=args.precision, level_offsets=not args.no_level_offsets)
     print(f"{data.observed.shape[0]} cohorts x {data.observed.shape[1]} ages, mass {args.mass}, between-group sds "
