@@ -3,7 +3,8 @@ criterion: 90% intervals cover 85-95% of the true curves).
 
     python validation/portfolio_calibration.py [--seeds 11,12,13,14,15] [--apps 6] [--campaigns 1] [--days 12]
         [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST] [--market SD,PHI]
-        [--calendar-effects retention,revenue]
+        [--calendar-effects retention,revenue] [--save-cells PATH]
+    python validation/portfolio_calibration.py --pool CELLS.csv,CELLS.csv   # pool saved runs, no fitting
 
 One portfolio is a handful of independent app-level draws: every cohort of an app shares its whale share, its
 whale rate and its campaign-level curves, so the coverage of one portfolio mostly counts how lucky each app's
@@ -17,6 +18,9 @@ coverage; then the pooled coverage with a 90% bootstrap interval that resamples 
 ``--market SD,PHI`` simulates portfolios whose retention and ARPDAU move with AR(1) calendar-day effects
 (``simulate_portfolio(calendar=...)``; the true curves include the realised market, beyond the last observed day
 too), and ``--calendar-effects`` fits the model's calendar effects (``CurveOptions.calendar_effects``).
+``--save-cells`` writes the per-cohort coverage indicators (seed, app, one column per checkpoint) to a CSV, and
+``--pool`` reads such files back and prints the pooled coverage and its cluster bootstrap without fitting, so
+seeds fitted in separate processes (one per core) pool as if fitted in one run.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import pandas as pd
 
 from btyd_ltv.cohort_workflow import CurveOptions, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
-from btyd_ltv.errors import SamplingWarning
 from btyd_ltv.data.portfolio import simulate_portfolio
+from btyd_ltv.errors import SamplingWarning
+from btyd_ltv.io import write_csv
 from btyd_ltv.metrics import report_markdown
 from btyd_ltv.workflow import FitOptions
 
@@ -104,7 +109,22 @@ def main() -> None:
                                                  "ARPDAU (default: none)")
     ap.add_argument("--calendar-effects", default="", help="comma list of the model's calendar effects: "
                                                            "retention, revenue (default: none)")
+    ap.add_argument("--save-cells", default=None, metavar="PATH",
+                    help="write the per-cohort coverage indicators (seed, app, checkpoints) to this CSV")
+    ap.add_argument("--pool", default=None, metavar="CSV,...",
+                    help="pool the coverage indicators of earlier --save-cells runs (no fitting)")
     args = ap.parse_args()
+    if args.pool:
+        files = [pd.read_csv(p, dtype={"app": str}) for p in args.pool.split(",")]
+        seen = [set(f["seed"]) for f in files]
+        twice = sorted(set.intersection(*seen)) if len(seen) > 1 else []
+        if twice:
+            raise SystemExit(f"--pool: seed {twice[0]} is in more than one file; it would be counted twice")
+        inside = pd.concat(files, ignore_index=True)
+        inside.columns = [int(c) if c.isdigit() else c for c in inside.columns]
+        print(f"pooled from {args.pool}: seeds {', '.join(str(s) for s in sorted(inside['seed'].unique()))}")
+        print(_pooled_line(inside))
+        return
     warnings.simplefilter("ignore", SamplingWarning)  # the diagnostics are columns of the table
     rows, frames = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -113,8 +133,8 @@ def main() -> None:
         frames.append(inside)
         print(report_markdown(pd.DataFrame([row]).set_index("seed"), floatfmt=".3f"), flush=True)
     inside = pd.concat(frames, ignore_index=True)
-    pooled = float(inside[list(CHECKPOINTS)].to_numpy().mean())
-    lo, hi = cluster_bootstrap(inside)
+    if args.save_cells:
+        write_csv(inside, args.save_cells)
     effects = "every curve parameter" if args.cohort_effects == "all" else args.cohort_effects
     market = f"market AR(1) sd,phi {args.market}" if args.market else "no market effects"
     model_calendar = f"calendar effects on {args.calendar_effects}" if args.calendar_effects else "no calendar effects"
@@ -122,9 +142,16 @@ def main() -> None:
           f"cohort effects on {effects}, {model_calendar}; {args.chains} chains x {args.warmup} warmup x "
           f"{args.draws} draws")
     print(report_markdown(pd.DataFrame(rows).set_index("seed"), floatfmt=".3f"))
-    print(f"\npooled 90% interval coverage {pooled:.3f} over {inside.shape[0] * len(CHECKPOINTS)} cohort x "
-          f"checkpoint values ({inside.groupby(['seed', 'app']).ngroups} seed x app clusters); cluster bootstrap "
-          f"90% interval {lo:.3f}-{hi:.3f}; criterion 0.85-0.95")
+    print("\n" + _pooled_line(inside))
+
+
+def _pooled_line(inside: pd.DataFrame) -> str:
+    """The pooled coverage of the 90% intervals with its cluster bootstrap interval."""
+    pooled = float(inside[list(CHECKPOINTS)].to_numpy().mean())
+    lo, hi = cluster_bootstrap(inside)
+    return (f"pooled 90% interval coverage {pooled:.3f} over {inside.shape[0] * len(CHECKPOINTS)} cohort x "
+            f"checkpoint values ({inside.groupby(['seed', 'app']).ngroups} seed x app clusters); cluster bootstrap "
+            f"90% interval {lo:.3f}-{hi:.3f}; criterion 0.85-0.95")
 
 
 if __name__ == "__main__":
