@@ -62,3 +62,25 @@ def _strong_signal_table(n: int = 3000, seed: int = 7):
 def strong_signal_table():
     """``f(n=3000, seed=7)``: a synthetic customer table with a strong signal (see :func:`_strong_signal_table`)."""
     return _strong_signal_table
+
+
+@pytest.fixture(scope="session")
+def fit_recovery_curves():
+    """Fit the cohort-curve model the way the recovery tests on numpy-simulated cohorts do: active users in a
+    column, normal actives, a cohort level on the retention level only (the simulated revenue has no cohort
+    differences, and a cohort sd near 0 is a funnel), 2 chains with as many warmup iterations as draws, sampling
+    warnings silenced (the tests check the diagnostics). ``model`` is passed to ``CurveOptions``."""
+    from btyd_ltv.cohort_workflow import CurveOptions, fit_curves
+    from btyd_ltv.data.cohorts import CohortColumns
+    from btyd_ltv.workflow import FitOptions
+
+    def fit(table, *, draws: int, seed: int, horizon: int, summarise: bool = False, **model):
+        settings = CurveOptions(likelihood="normal", cohort_effects=("log_ret",), horizon=horizon, max_draws=200,
+                                options=FitOptions(num_chains=2, num_warmup=draws, num_samples=draws, seed=seed,
+                                                   progress_bar=False, target_accept_prob=0.9), **model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fit_curves(table, CohortColumns(active_users="active_users"), settings=settings,
+                              summarise=summarise)
+
+    return fit

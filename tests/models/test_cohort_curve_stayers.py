@@ -3,13 +3,9 @@ numpy from ``s(t) = pi (w + (1 - w) S(t))``, ``S`` the sBG survival of scipy's b
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import scipy.special as sp
-
-from btyd_ltv.data.cohorts import CohortColumns
 
 TRUE = {"pi": 0.4, "w": 0.25, "m": 0.3, "kappa": 3.0}  # sBG a = 0.9: the movers are nearly all gone by age 120
 
@@ -34,26 +30,18 @@ def _cohorts(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
     return pd.concat(rows, ignore_index=True), np.array(pis)
 
 
-def test_fit_recovers_the_stayers_share_and_the_plateau():
+def test_fit_recovers_the_stayers_share_and_the_plateau(fit_recovery_curves):
     """The posterior of the stayers' share ``w`` covers the truth, and the forecast retention far beyond the
     data (age 600) is the cohort's true ``pi_c (w + (1 - w) S(600))``, nearly the plateau ``pi_c w``; the plain
     ``bgbb`` family fitted to the same cohorts puts it lower, with the truth above its 90% interval (its sBG tail
     keeps decaying), which is what the family is for. Cohort effects on the retention level
     only: the simulated revenue has no cohort differences, and a cohort level sd near 0 is a funnel."""
-    from btyd_ltv.cohort_workflow import CurveOptions, expected_component_draws, fit_curves
-    from btyd_ltv.workflow import FitOptions
+    from btyd_ltv.cohort_workflow import expected_component_draws
 
     table, pis = _cohorts()
-    columns = CohortColumns(active_users="active_users")
     plateau = {}
     for family in ("bgbb-ms", "bgbb"):
-        settings = CurveOptions(retention=family, likelihood="normal", cohort_effects=("log_ret",), horizon=600,
-                                max_draws=200, options=FitOptions(num_chains=2, num_warmup=250, num_samples=250,
-                                                                  seed=2, progress_bar=False,
-                                                                  target_accept_prob=0.9))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = fit_curves(table, columns, settings=settings, summarise=False)
+        res = fit_recovery_curves(table, draws=250, seed=2, horizon=600, retention=family)
         far = expected_component_draws(res, ["c00"], [600])["retention"][0, 0]
         plateau[family] = np.quantile(far, [0.05, 0.5, 0.95])
         if family == "bgbb-ms":

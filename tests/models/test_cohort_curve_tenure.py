@@ -3,15 +3,12 @@ textbook expression, its limits, and recovery on cohorts simulated here with num
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import jax.numpy as jnp
 
-from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.models import cohort_curve as cc
 
 TRUE = {"level0": 2.0, "rho": 0.4, "sigma": 0.8}  # arpdau rises from 2.0 to 2 e^(rho / sigma) = 3.30
@@ -71,29 +68,22 @@ def _cohorts(seed: int = 5) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def test_fit_recovers_the_saturation_and_the_far_revenue_per_active_user(tmp_path):
+def test_fit_recovers_the_saturation_and_the_far_revenue_per_active_user(fit_recovery_curves, tmp_path):
     """The saturating term's posterior covers the true saturation rate, and its revenue per active user at age
     300 (six times the longest history) covers the true ``2 e^(rho h(300))``; the log-linear term fitted to the
     same cohorts keeps rising, with the truth below its 90% interval, which is what the option is for. A
     re-forecast from the written posterior keeps the saturating term (its metadata), so a cohort the posterior has
     gets the fit's revenue per active user."""
-    from btyd_ltv.cohort_workflow import (CurveOptions, expected_component_draws, fit_curves, predict_curves,
-                                          write_curve_fit)
+    from btyd_ltv.cohort_workflow import expected_component_draws, predict_curves, write_curve_fit
     from btyd_ltv.io import read_posterior
-    from btyd_ltv.workflow import FitOptions
 
     table = _cohorts()
-    columns = CohortColumns(active_users="active_users")
     truth = TRUE["level0"] * np.exp(TRUE["rho"] * _box_cox(300.0, -TRUE["sigma"]))
     far = {}
     for tenure in ("saturating", "log"):
-        settings = CurveOptions(tenure=tenure, likelihood="normal", cohort_effects=("log_ret",), horizon=60,
-                                max_draws=200, options=FitOptions(num_chains=2, num_warmup=200, num_samples=200,
-                                                                  seed=4, progress_bar=False,
-                                                                  target_accept_prob=0.9))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = fit_curves(table, columns, settings=settings, summarise=tenure == "saturating")  # saturating: written
+        # the saturating fit is written and re-forecast below: it needs the summary tables
+        res = fit_recovery_curves(table, draws=200, seed=4, horizon=60, summarise=tenure == "saturating",
+                                  tenure=tenure)
         far[tenure] = np.quantile(expected_component_draws(res, ["c07"], [300])["arpdau"][0, 0], [0.05, 0.95])
         if tenure == "saturating":
             assert res.diagnostics.divergences == 0 and res.diagnostics.max_rhat < 1.05
