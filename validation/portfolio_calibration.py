@@ -112,12 +112,13 @@ def main() -> None:
     ap.add_argument("--save-cells", default=None, metavar="PATH",
                     help="write the per-cohort coverage indicators (seed, app, checkpoints) to this CSV")
     ap.add_argument("--pool", default=None, metavar="CSV,...",
-                    help="pool the coverage indicators of earlier --save-cells runs (no fitting)")
+                    help="pool the coverage indicators of earlier --save-cells runs made with the same settings "
+                         "(no fitting)")
     args = ap.parse_args()
     if args.pool:
         files = [pd.read_csv(p, dtype={"app": str}) for p in args.pool.split(",")]
-        seen = [set(f["seed"]) for f in files]
-        twice = sorted(set.intersection(*seen)) if len(seen) > 1 else []
+        counts = pd.Series([s for f in files for s in set(f["seed"])]).value_counts()
+        twice = sorted(counts.index[counts > 1])
         if twice:
             raise SystemExit(f"--pool: seed {twice[0]} is in more than one file; it would be counted twice")
         inside = pd.concat(files, ignore_index=True)
@@ -134,7 +135,7 @@ def main() -> None:
         print(report_markdown(pd.DataFrame([row]).set_index("seed"), floatfmt=".3f"), flush=True)
     inside = pd.concat(frames, ignore_index=True)
     if args.save_cells:
-        write_csv(inside, args.save_cells)
+        write_csv(inside, args.save_cells, index=False)
     effects = "every curve parameter" if args.cohort_effects == "all" else args.cohort_effects
     market = f"market AR(1) sd,phi {args.market}" if args.market else "no market effects"
     model_calendar = f"calendar effects on {args.calendar_effects}" if args.calendar_effects else "no calendar effects"
