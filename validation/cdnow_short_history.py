@@ -79,10 +79,8 @@ def split_forecast(table: pd.DataFrame, cutoff: int, k: int, checkpoints: list[i
         for name, draws, true in (("L", res.draws[pos, h], truth["L"]),
                                   ("retention", parts["retention"][0, j], truth["retention"]),
                                   ("arpdau", parts["arpdau"][0, j], truth["arpdau"])):
-            lo, hi = np.quantile(draws, [0.05, 0.95])
             scale = 100.0 if name == "retention" else 1.0  # retention in %
-            row.update({name: scale * float(draws.mean()), f"{name}_q05": scale * lo,
-                        f"{name}_q95": scale * hi, f"{name}_actual": scale * float(true)})
+            row.update(_interval(name, scale * np.asarray(draws)), **{f"{name}_actual": scale * float(true)})
         row["arpdau_pooled"] = float(truth["pooled_arpdau"])
         rows.append(row)
     params = {n: np.asarray(v)[:, pos] for n, v in cc.cohort_params(res.values, res.data).items()}
@@ -90,15 +88,17 @@ def split_forecast(table: pd.DataFrame, cutoff: int, k: int, checkpoints: list[i
     shape = {"cutoff": cutoff, "cohort": cohort, "rho": float(params["rho"].mean()),
              "tail_a": float((m * np.exp(params["log_kappa"])).mean())}
     if "logit_stay" in params:  # bgbb-ms: the stayers' share w, mean and 90% interval
-        w = 1.0 / (1.0 + np.exp(-params["logit_stay"]))
-        shape.update(stayers=float(w.mean()), stayers_q05=float(np.quantile(w, 0.05)),
-                     stayers_q95=float(np.quantile(w, 0.95)))
+        shape.update(_interval("stayers", 1.0 / (1.0 + np.exp(-params["logit_stay"]))))
     if "log_saturation" in params:  # tenure="saturating": one portfolio-level rate
-        sigma = np.exp(params["log_saturation"])
-        shape.update(saturation=float(sigma.mean()), saturation_q05=float(np.quantile(sigma, 0.05)),
-                     saturation_q95=float(np.quantile(sigma, 0.95)))
+        shape.update(_interval("saturation", np.exp(params["log_saturation"])))
     shape.update(divergences=res.diagnostics.divergences, max_rhat=res.diagnostics.max_rhat)
     return rows, shape
+
+
+def _interval(name: str, draws: np.ndarray) -> dict:
+    """``{name: mean, name_q05: 5% quantile, name_q95: 95% quantile}`` of posterior draws."""
+    lo, hi = np.quantile(draws, [0.05, 0.95])
+    return {name: float(draws.mean()), f"{name}_q05": float(lo), f"{name}_q95": float(hi)}
 
 
 def main() -> None:
