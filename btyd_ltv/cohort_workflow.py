@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -49,6 +49,29 @@ class CurveOptions:
     period: str = "D"
     max_draws: int = 400
     options: FitOptions = field(default_factory=FitOptions)
+
+
+# The fields of CurveOptions that say which model was fitted (not the forecast's horizon and draws, not the
+# sampler): fit_curves writes them into the posterior's metadata and predict_curves reads them back by name, so a
+# new model field travels with the posterior without touching either function.
+MODEL_FIELDS = tuple(f.name for f in fields(CurveOptions) if f.name not in ("horizon", "max_draws", "options"))
+
+
+def _model_metadata(settings: CurveOptions, data: cc.CohortCurveData) -> dict:
+    """The model fields of ``settings`` as JSON values (the resolved cohort effects of ``data``)."""
+    meta = {name: getattr(settings, name) for name in MODEL_FIELDS}
+    meta["cohort_effects"] = data.cohort_effects
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
+
+
+def _model_settings(meta: dict) -> dict:
+    """The model fields recorded by :func:`_model_metadata`; a field a posterior predates takes its default
+    (a posterior written before ``acquired`` was recorded at the top level has it in its calendar)."""
+    default = CurveOptions()
+    out = {name: meta.get(name, getattr(default, name)) for name in MODEL_FIELDS}
+    if "acquired" not in meta:
+        out["acquired"] = (meta.get("calendar") or {}).get("acquired")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
 
 
 @dataclass
@@ -199,11 +222,7 @@ def fit_curves(
         "index": index, "columns": {k: getattr(columns, k) for k in ("cohort", "age", "installs", "revenue",
                                                                        "active_users", "payers", "cost")}
         | {"groups": list(columns.groups)},
-        "retention": settings.retention, "likelihood": settings.likelihood,
-        "revenue_likelihood": settings.revenue_likelihood, "tenure": settings.tenure,
-        "cohort_effects": list(data.cohort_effects), "period": settings.period,
-        "precision": settings.precision, "mass": settings.mass, "warm_start": settings.warm_start,
-        "calendar_effects": list(settings.calendar_effects), "calendar": calendar,
+        **_model_metadata(settings, data), "calendar": calendar,
         "calendar_offsets": "centred",  # the process less its mean over the fitted periods (model docstring)
     })
     names = cc.param_names(data)
@@ -302,14 +321,8 @@ def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None
         raise DataValidationError(f"the cohort table has no {columns.active_users!r} column, which the posterior "
                                   "was fitted with")
     clean = validate_cohort_table(table, columns)
-    settings = CurveOptions(retention=meta["retention"], likelihood=meta["likelihood"],
-                            revenue_likelihood=meta.get("revenue_likelihood", "lognormal"),
-                            tenure=meta.get("tenure", "log"),
-                            cohort_effects=tuple(meta["cohort_effects"]), period=meta["period"],
-                            calendar_effects=tuple(meta.get("calendar_effects", ())),
-                            acquired=(meta.get("calendar") or {}).get("acquired"),
-                            horizon=int(horizon) if horizon is not None else 365, max_draws=max_draws,
-                            options=FitOptions(seed=seed))
+    settings = CurveOptions(**_model_settings(meta), horizon=int(horizon) if horizon is not None else 365,
+                            max_draws=max_draws, options=FitOptions(seed=seed))
     acquired, _ = _calendar(clean, columns, settings, meta.get("calendar"))
     data, index = _make_data(clean, columns, settings, acquired)
     # keep the fitted data's centring constants so parameters mean the same thing

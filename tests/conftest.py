@@ -4,11 +4,21 @@ customer table with a strong signal for the baselines and the comparison."""
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 import warnings
 
 import pytest
 
-os.environ.setdefault("BTYD_LTV_NO_CACHE", "1")
+os.environ.setdefault("BTYD_LTV_NO_CACHE", "1")  # the CLI under test does not switch the cache directory
+# JAX's persistent compilation cache for the whole run, shared by both xdist workers and the notebook kernels
+# (they inherit the environment): a fit of a program compiled before in the run -- every reproducibility check
+# fits twice -- loads the executable instead of compiling it again. The loaded executable is the compiled one,
+# so results do not change. .ci/run points BTYD_LTV_CACHE_DIR at a directory of its clean checkout.
+_JAX_CACHE = os.environ.get("BTYD_LTV_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "btyd_ltv-tests-jax-cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+if "jax" in sys.modules:  # imported before this file by a plugin: the environment variable came too late
+    sys.modules["jax"].config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 

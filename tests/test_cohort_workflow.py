@@ -320,3 +320,30 @@ def test_cli_from_transactions_and_baseline_backtest(tmp_path):
     assert res.exit_code == 0, res.output
     scores = pd.read_csv(tmp_path / "bt" / "backtest.csv")
     assert set(scores["model"]) == {"multiplier", "chain_ladder", "regression", "power_law"}
+
+
+def test_posterior_metadata_carries_every_model_field_by_name():
+    """``fit_curves`` writes the model fields of ``CurveOptions`` into the posterior's metadata and
+    ``predict_curves`` reads them back by name: every non-default value survives the JSON round trip, a field an
+    older posterior lacks takes its default, and the horizon, draws and sampler settings are not model fields."""
+    import json
+    from types import SimpleNamespace
+
+    from btyd_ltv.cohort_workflow import MODEL_FIELDS, _model_metadata, _model_settings
+
+    assert {"horizon", "max_draws", "options"}.isdisjoint(MODEL_FIELDS)
+    assert {"retention", "likelihood", "revenue_likelihood", "tenure", "cohort_effects", "calendar_effects",
+            "acquired", "period"} <= set(MODEL_FIELDS)
+    settings = CurveOptions(retention="bgbb-ms", likelihood="binomial", revenue_likelihood="whale",
+                            tenure="saturating", precision="float32", mass="blocks", warm_start="diag",
+                            calendar_effects=("revenue",), acquired="acquired_day", period="W", horizon=30)
+    data = SimpleNamespace(cohort_effects=("log_ret", "log_level"))
+    meta = json.loads(json.dumps(_model_metadata(settings, data)))
+    back = CurveOptions(**_model_settings(meta))
+    for name in MODEL_FIELDS:
+        want = data.cohort_effects if name == "cohort_effects" else getattr(settings, name)
+        assert getattr(back, name) == want, name
+    old = {k: v for k, v in meta.items() if k not in ("tenure", "revenue_likelihood", "acquired")}
+    old["calendar"] = {"acquired": "acquired_day", "origin": None, "first": 0}
+    back = CurveOptions(**_model_settings(old))
+    assert (back.tenure, back.revenue_likelihood, back.acquired) == ("log", "lognormal", "acquired_day")
