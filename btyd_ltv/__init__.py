@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "curve_components": "btyd_ltv.cohort_workflow",
     "curve_forecaster": "btyd_ltv.cohort_workflow",
     "write_curve_fit": "btyd_ltv.cohort_workflow",
+    "population_prior": "btyd_ltv.cohort_workflow",
     "rolling_origin": "btyd_ltv.backtest",
     "plots": "btyd_ltv.plots",
     "PredictionSettings": "btyd_ltv.predict",

@@ -6,6 +6,7 @@ The functions behind ``btyd-ltv curves fit`` / ``predict``; notebooks and the ba
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,7 +26,8 @@ from btyd_ltv.workflow import FitOptions, params_table
 MASS_MATRICES = ("diag", "blocks")
 
 __all__ = ["CurveOptions", "CurveFit", "fit_curves", "predict_curves", "expected_ltv_draws",
-           "expected_component_draws", "curve_components", "curve_forecaster", "write_curve_fit", "select_observed_age"]
+           "expected_component_draws", "curve_components", "curve_forecaster", "write_curve_fit", "select_observed_age",
+           "population_prior"]
 
 CHECKPOINTS = {"D": (7, 30, 90, 180, 365), "W": (4, 13, 26, 52, 78), "M": (1, 3, 6, 12, 24)}
 PERIOD_LABEL = {"D": "d", "W": "w", "M": "m"}
@@ -45,6 +47,8 @@ class CurveOptions:
     warm_start: str = "none"  # none, or NUTS from inference.find_warm_start: diag (curvature-scaled) or dense (Laplace)
     calendar_effects: tuple[str, ...] = ()  # "retention" and/or "revenue": AR(1) calendar-period effects
     acquired: str | None = None  # acquisition period or date column for calendar effects; None: ISO-date cohort ids
+    # (name, loc, scale): normal priors on portfolio means, e.g. a mature portfolio's curve shape (population_prior)
+    population_prior: tuple[tuple[str, float, float], ...] = ()
     horizon: int = 365
     period: str = "D"
     max_draws: int = 400
@@ -61,7 +65,7 @@ def _model_metadata(settings: CurveOptions, data: cc.CohortCurveData) -> dict:
     """The model fields of ``settings`` as JSON values (the resolved cohort effects of ``data``)."""
     meta = {name: getattr(settings, name) for name in MODEL_FIELDS}
     meta["cohort_effects"] = data.cohort_effects
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
+    return {k: json.loads(json.dumps(v)) for k, v in meta.items()}  # tuples as (nested) lists
 
 
 def _model_settings(meta: dict) -> dict:
@@ -71,7 +75,12 @@ def _model_settings(meta: dict) -> dict:
     out = {name: meta.get(name, getattr(default, name)) for name in MODEL_FIELDS}
     if "acquired" not in meta:
         out["acquired"] = (meta.get("calendar") or {}).get("acquired")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
+    return {k: _tuples(v) for k, v in out.items()}
+
+
+def _tuples(value):
+    """JSON lists back to (nested) tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass
@@ -212,8 +221,12 @@ def fit_curves(
         raise DataValidationError(f"mass must be one of {', '.join(MASS_MATRICES)}, got {settings.mass!r}")
     if settings.warm_start not in WARM_STARTS:
         raise DataValidationError(f"warm_start must be one of {', '.join(WARM_STARTS)}, got {settings.warm_start!r}")
+    priors = None
+    if settings.population_prior:
+        population = cc.check_population(settings.population_prior, data)
+        priors = cc.CohortCurvePriors(population=population, kind="population")
     o = settings.options
-    idata = fit(cc, data, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
+    idata = fit(cc, data, priors=priors, method=o.method, num_chains=o.num_chains, num_warmup=o.num_warmup,
                 num_samples=o.num_samples, seed=o.seed, chain_method=o.chain_method, progress_bar=o.progress_bar,
                 target_accept_prob=o.target_accept_prob, max_tree_depth=o.max_tree_depth,
                 dense_mass=cc.mass_blocks(data) if settings.mass == "blocks" else False,
@@ -299,6 +312,55 @@ def _cohort_positions(result: CurveFit, cohorts: Sequence[str]) -> np.ndarray:
     if (pos < 0).any():
         raise DataValidationError(f"cohort {list(cohorts)[int(np.argmax(pos < 0))]!r} is not in the fit")
     return pos
+
+
+def population_prior(posterior, params: Sequence[str] | None = None, *,
+                     scale: float = 1.0) -> tuple[tuple[str, float, float], ...]:
+    """Normal priors for the portfolio means of another fit, from a fitted portfolio's posterior (``posterior.nc``
+    of :func:`fit_curves`): the curve shape of a mature portfolio carried to a young one
+    (``CurveOptions(population_prior=...)``, CLI ``curves fit --shape-prior``).
+
+    For each parameter ``p`` the prior of the new fit's ``p_mu`` is the source's predictive for a new element of
+    its outermost group level (a new app), ``p_new ~ N(p_mu, sd_0)`` over the posterior draws, matched by its
+    first two moments::
+
+        loc = E[p_mu],    scale = s sqrt(Var[p_mu] + E[sd_0^2])
+
+    (``sd_0`` is ``p_sd_{outermost level}``; 0 for a parameter without group levels or a source fitted without
+    grouping columns, whose prior then says the new portfolio is the source; ``s`` is ``scale``). This is
+    partial pooling across portfolios with the source's between-app spread as the between-portfolio one
+    (Gelman et al. 2013, *Bayesian Data Analysis*, 3rd ed., sec. 5.3, the predictive for a new group).
+
+    ``params`` defaults to the curve's shape, which a young portfolio cannot see: the retention shape parameters
+    of the source's family (``logit_churn``, ``log_kappa``, and ``log_c`` / ``logit_stay`` where it has them)
+    and the tenure slope ``rho`` (with ``log_saturation`` when the source has the saturating term). The levels
+    (``log_ret``, ``log_level``) stay the new portfolio's own: its first days measure them.
+    """
+    if "cohort_curve" not in posterior.attrs:
+        raise DataValidationError("the shape prior's source is not a cohort-curve posterior (posterior.nc of "
+                                  "`btyd-ltv curves fit`)")
+    meta = json.loads(posterior.attrs["cohort_curve"])
+    source = cc._param_list(meta["retention"], meta.get("revenue_likelihood", "lognormal"), meta.get("tenure", "log"))
+    if params is None:
+        params = [p for p in source if p in cc.SHAPE_PARAMS + ("rho",) + cc.TENURE_PARAMS]
+    missing = [p for p in params if p not in source]
+    if missing:
+        raise DataValidationError(
+            f"the source posterior ({meta['retention']} retention, {meta.get('tenure', 'log')} tenure term) has no "
+            f"{', '.join(map(repr, missing))}; its parameters: {', '.join(source)}"
+        )
+    if not np.isfinite(scale) or scale <= 0:
+        raise DataValidationError(f"the shape prior's scale must be positive, got {scale!r}")
+    levels = [re.sub(r"\W", "_", str(c)) for c in meta["index"]["group_cols"]]
+    post = posterior.posterior
+    out = []
+    for p in params:
+        mu = np.asarray(post[f"{p}_mu"], dtype=float).ravel()
+        spread = 0.0
+        if levels and f"{p}_sd_{levels[0]}" in post:
+            spread = float(np.mean(np.asarray(post[f"{p}_sd_{levels[0]}"], dtype=float) ** 2))
+        out.append((p, float(mu.mean()), float(scale * np.sqrt(mu.var() + spread))))
+    return tuple(out)
 
 
 def predict_curves(posterior, table: pd.DataFrame, *, horizon: int | None = None, max_draws: int = 400,

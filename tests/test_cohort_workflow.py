@@ -181,48 +181,40 @@ def test_write_and_predict_from_posterior(curve_fit, tmp_path):
     assert comp.loc[new, "mean"].notna().all()
 
 
-def test_whale_mixture_fit_writes_and_predicts(portfolio, tmp_path):
-    """``revenue_likelihood="whale"``: app-level whale share and rate in the posterior and params.csv, monotone
-    draws, and a re-forecast from the written posterior on a newer table (whose median cell size differs) that
-    keeps the fitted reference size of the whale rate."""
+def test_whale_mixture_and_calendar_effects_fit_write_and_predict(portfolio, tmp_path):
+    """One fit with both opt-in parts (each is fitted on its own elsewhere: the whale mixture in the calibration
+    test, calendar effects in the calendar recovery test).
+
+    ``revenue_likelihood="whale"``: app-level whale share and rate in the posterior and params.csv, and a
+    re-forecast from the written posterior on a newer table (whose median cell size differs) keeps the fitted
+    reference size of the whale rate. ``calendar_effects``: the AR(1) sites in the posterior and params.csv, the
+    calendar in the posterior's metadata, and the re-forecast puts the newer table on the fit's calendar (a cohort
+    acquired before the fit's first period is refused: its calendar effects are unknown)."""
+    import json
+
     table, _ = portfolio
-    res = fit_curves(table, COLUMNS, settings=replace(SETTINGS, revenue_likelihood="whale"))
+    settings = replace(SETTINGS, revenue_likelihood="whale", calendar_effects=("retention", "revenue"),
+                       acquired="acquired_day")
+    res = fit_curves(table, COLUMNS, settings=settings)
     post = res.posterior.posterior
     assert post["logit_whale_share_app"].shape[-1] == 2 and post["logit_whale_cell_app"].shape[-1] == 2
     assert {"logit_whale_share_mu", "logit_whale_share_sd_app", "logit_whale_cell_mu", "log_whale_sd"} <= set(
         res.params.index)
-    assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
-    write_curve_fit(res, tmp_path, plots=False)
-    newer, _ = simulate_portfolio(**{**SMALL, "days": 8})
-    pred = predict_curves(read_posterior(tmp_path / "posterior.nc"), newer, horizon=60, max_draws=100, seed=1)
-    assert pred.settings.revenue_likelihood == "whale" and np.isfinite(pred.draws).all()
-    assert pred.data.ref_users == res.data.ref_users  # the whale rate keeps its fitted reference size
-    assert (np.diff(pred.draws, axis=1) >= -1e-6).all()
-
-
-def test_calendar_effects_fit_write_and_predict_on_the_fitted_calendar(portfolio, tmp_path):
-    """``calendar_effects``: the AR(1) sites in the posterior and params.csv, the calendar in the posterior's
-    metadata, and a re-forecast on a newer table put on the fit's calendar (a cohort acquired before the fit's
-    first period is refused: its calendar effects are unknown)."""
-    table, _ = portfolio
-    settings = replace(SETTINGS, calendar_effects=("retention", "revenue"), acquired="acquired_day")
-    res = fit_curves(table, COLUMNS, settings=settings)
-    post = res.posterior.posterior
     assert post["cal_revenue"].shape[-1] == res.data.n_periods == 6
     assert {"cal_retention_sd", "cal_retention_ar", "cal_revenue_sd", "cal_revenue_ar"} <= set(res.params.index)
     assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
     write_curve_fit(res, tmp_path, plots=False)
     saved = read_posterior(tmp_path / "posterior.nc")
-    import json
-
     meta = json.loads(saved.attrs["cohort_curve"])
-    assert meta["calendar_effects"] == ["retention", "revenue"]
+    assert meta["revenue_likelihood"] == "whale" and meta["calendar_effects"] == ["retention", "revenue"]
     assert meta["calendar"] == {"acquired": "acquired_day", "origin": None, "first": 0}
     newer, _ = simulate_portfolio(**{**SMALL, "days": 9})
     late = newer[newer["acquired_day"] >= 2]
     pred = predict_curves(saved, late, horizon=60, max_draws=100, seed=1)
+    assert pred.settings.revenue_likelihood == "whale" and np.isfinite(pred.draws).all()
+    assert pred.data.ref_users == res.data.ref_users  # the whale rate keeps its fitted reference size
     assert pred.data.calendar_effects == ("retention", "revenue") and pred.data.acquired.min() == 2
-    assert (np.diff(pred.draws, axis=1) >= -1e-6).all() and np.isfinite(pred.draws).all()
+    assert (np.diff(pred.draws, axis=1) >= -1e-6).all()
     shifted = late.assign(acquired_day=late["acquired_day"] - 3)
     with pytest.raises(DataValidationError, match="acquired 1 period\\(s\\) before the first acquisition period"):
         predict_curves(saved, shifted, horizon=60, max_draws=100, seed=1)
@@ -347,3 +339,98 @@ def test_posterior_metadata_carries_every_model_field_by_name():
     old["calendar"] = {"acquired": "acquired_day", "origin": None, "first": 0}
     back = CurveOptions(**_model_settings(old))
     assert (back.tenure, back.revenue_likelihood, back.acquired) == ("log", "lognormal", "acquired_day")
+
+
+def _source_posterior(retention="bgbb", tenure="log", group_cols=("app", "campaign"), seed=0):
+    """A made-up cohort-curve posterior (2 chains x 500 draws) with its metadata, for ``population_prior``."""
+    import json
+
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    names = cc._param_list(retention, "lognormal", tenure)
+    draws = {}
+    for i, p in enumerate(names):
+        draws[f"{p}_mu"] = rng.normal(i - 1.0, 0.2, (2, 500))
+        if p not in cc.TENURE_PARAMS and group_cols:
+            draws[f"{p}_sd_{group_cols[0]}"] = np.abs(rng.normal(0.5, 0.1, (2, 500)))
+    post = az.from_dict(posterior=draws)
+    post.attrs["cohort_curve"] = json.dumps({"retention": retention, "tenure": tenure,
+                                             "revenue_likelihood": "lognormal",
+                                             "index": {"group_cols": list(group_cols)}})
+    return post, draws
+
+
+def test_population_prior_is_the_predictive_for_a_new_app_of_the_source():
+    """``population_prior``: for each shape parameter, the mean and sd of ``p_mu + sd_app z`` over the source's
+    draws (checked by simulating that predictive); the default parameters are the family's shape and the tenure
+    slope(s); ``scale`` multiplies the sds; a source without groups gives the sd of ``p_mu``."""
+    from btyd_ltv.cohort_workflow import population_prior
+
+    post, draws = _source_posterior()
+    got = {p: (loc, sd) for p, loc, sd in population_prior(post)}
+    assert list(got) == ["logit_churn", "log_kappa", "rho"]
+    rng = np.random.default_rng(1)
+    for p, (loc, sd) in got.items():
+        new = draws[f"{p}_mu"] + draws[f"{p}_sd_app"] * rng.standard_normal((400, 2, 500))  # 400k draws
+        assert loc == pytest.approx(new.mean(), abs=4 * new.std() / np.sqrt(new.size))
+        assert sd == pytest.approx(new.std(), rel=0.01)  # Monte Carlo sd of the sd: about 0.1%
+    wide = dict((p, s) for p, _, s in population_prior(post, ["rho"], scale=2.0))
+    assert wide == {"rho": pytest.approx(2.0 * got["rho"][1], rel=1e-12)}
+    post, draws = _source_posterior("bgbb-ms", "saturating")
+    assert [p for p, _, _ in population_prior(post)] == ["logit_churn", "log_kappa", "logit_stay", "rho",
+                                                          "log_saturation"]
+    post, draws = _source_posterior(group_cols=())
+    (_, loc, sd), = population_prior(post, ["logit_churn"])
+    assert (loc, sd) == (pytest.approx(draws["logit_churn_mu"].mean()), pytest.approx(draws["logit_churn_mu"].std()))
+
+
+def test_population_prior_errors():
+    from btyd_ltv.cohort_workflow import population_prior
+
+    post, _ = _source_posterior()
+    with pytest.raises(DataValidationError, match="source posterior \\(bgbb retention, log tenure term\\) has no "
+                                                  "'log_c'"):
+        population_prior(post, ["logit_churn", "log_c"])
+    with pytest.raises(DataValidationError, match="scale must be positive"):
+        population_prior(post, scale=0.0)
+    del post.attrs["cohort_curve"]
+    with pytest.raises(DataValidationError, match="not a cohort-curve posterior"):
+        population_prior(post)
+
+
+def test_cli_shape_prior_from_a_fitted_portfolio(curve_fit, tmp_path):
+    """``curves fit --shape-prior POSTERIOR.nc``: another portfolio's written posterior gives the prior of the new
+    fit's portfolio means (here with a tiny ``--shape-prior-scale``, so the young portfolio's mean churn is
+    pinned to the source's); the prior is printed and recorded in the new posterior, ``curves predict`` reads that
+    posterior, and a missing file, a parameter the source lacks or a bad scale exit 2 before any fitting."""
+    import json
+
+    write_curve_fit(curve_fit, tmp_path / "mature", plots=False)
+    source = tmp_path / "mature" / "posterior.nc"
+    young, _ = simulate_portfolio(n_apps=1, campaigns_per_app=2, days=4, seed=6, retention="bgbb")
+    young.to_csv(tmp_path / "young.csv", index=False)
+    small = ("--chains", 1, "--draws", 30, "--tune", 40, "--max-tree-depth", 4, "--max-draws", 30, "--no-plots",
+             "-q", "--groups", "app,campaign", "--horizon", 30)
+    res = _run("curves", "fit", tmp_path / "young.csv", "--out", tmp_path / "young", *small,
+               "--shape-prior", source, "--shape-prior-params", "logit_churn,rho", "--shape-prior-scale", 1e-4)
+    assert res.exit_code == 0, res.output
+    assert f"shape prior from {source}: logit_churn_mu ~ N(" in res.output
+    src = curve_fit.posterior.posterior
+    loc = float(src["logit_churn_mu"].mean())
+    spread = np.sqrt(float(src["logit_churn_mu"].var()) + float((src["logit_churn_sd_app"] ** 2).mean()))
+    post = read_posterior(tmp_path / "young" / "posterior.nc")
+    (name, got_loc, got_sd), (rho, _, _) = json.loads(post.attrs["cohort_curve"])["population_prior"]
+    assert (name, rho) == ("logit_churn", "rho")
+    assert abs(got_loc - loc) < 1e-12 and abs(got_sd - 1e-4 * spread) < 1e-12
+    params = pd.read_csv(tmp_path / "young" / "params.csv", index_col=0)
+    assert abs(params.loc["logit_churn_mu", "mean"] - loc) < 10 * got_sd
+    res = _run("curves", "predict", tmp_path / "young" / "posterior.nc", tmp_path / "young.csv", "--horizon", 30,
+               "--max-draws", 30, "--no-plots", "--out", tmp_path / "pred")
+    assert res.exit_code == 0, res.output
+    for option, message in ((("--shape-prior", tmp_path / "nope.nc"), "does not exist"),
+                            (("--shape-prior", source, "--shape-prior-params", "log_c"), "has no 'log_c'"),
+                            (("--shape-prior", source, "--shape-prior-scale", -1), "scale must be positive")):
+        res = _run("curves", "fit", tmp_path / "young.csv", "--out", tmp_path / "bad", *small, *option)
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+        assert not (tmp_path / "bad").exists()

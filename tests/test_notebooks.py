@@ -14,7 +14,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SMALL_SAMPLER = {"BTYD_LTV_NB_DRAWS": "200", "BTYD_LTV_NB_TUNE": "200", "BTYD_LTV_NB_CHAINS": "2",
-                 "BTYD_LTV_NB_DATASET": "cdnow", "BTYD_LTV_NB_PORTFOLIO_DAYS": "15",
+                 "BTYD_LTV_NB_DATASET": "cdnow", "BTYD_LTV_NB_PORTFOLIO_DAYS": "10",
                  "BTYD_LTV_NB_COMPARE_CUSTOMERS": "3000", "BTYD_LTV_NB_MAX_EPOCHS": "30"}
 KERNEL = "python3"
 
@@ -96,9 +96,9 @@ def test_ziln_notebook_outputs():
 
 def test_cohort_curves_notebook_outputs():
     """The cohort-curve notebook shows the diagnostics, the fan charts, the campaign decision table and the check
-    against the simulated truth, with the small sampler on a 15-day portfolio."""
+    against the simulated truth, with the small sampler on a 10-day portfolio."""
     text, n_figures = _executed_outputs("02_cohort_curves.ipynb")
-    assert any("2 chains x 200 draws (200 warmup); portfolio of 15 acquisition days" in t for t in text)
+    assert any("2 chains x 200 draws (200 warmup); portfolio of 10 acquisition days" in t for t in text)
     assert any("divergences" in t and "max R-hat" in t for t in text)
     decision = next(t for t in text if "p_payback_d365" in t and "action" in t)
     assert all(f"app{a}/camp{c}" in decision for a in (1, 2) for c in (1, 2))

@@ -81,6 +81,9 @@ _CALENDAR_HELP = ("Calendar-period effects shared by every cohort alive in a per
                   "Needs each cohort's acquisition period: --acquired-col, or ISO-date cohort ids.")
 _TENURE_HELP = ("Tenure term of revenue per active user: log (log-linear in log(1 + age), the default) or saturating "
                 "(rises and levels off: a Box-Cox term with a fitted saturation rate).")
+_SHAPE_PRIOR_HELP = ("posterior.nc of a fit on a mature portfolio: its curve shape (retention shape and revenue "
+                     "tenure slope; the predictive for a new app) becomes the prior of this fit's portfolio means, "
+                     "so a young portfolio's tail comes from the mature one. The levels stay this portfolio's own.")
 _COMPONENTS_HELP = ("Also write components.csv: per cohort and age the model's retention (share of installs active) "
                     "and revenue per active user, mean and quantiles, beside the observed values -- the two curves "
                     "whose product is the forecast.")
@@ -145,6 +148,12 @@ def fit_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the fan-chart PNGs."),
     components: bool = typer.Option(False, "--components", help=_COMPONENTS_HELP),
+    shape_prior: Optional[Path] = typer.Option(None, "--shape-prior", help=_SHAPE_PRIOR_HELP),
+    shape_prior_params: Optional[str] = typer.Option(None, "--shape-prior-params",
+                                                     help="Parameters whose portfolio means take the shape prior "
+                                                          "(comma list; default: the retention shape and rho)."),
+    shape_prior_scale: float = typer.Option(1.0, "--shape-prior-scale",
+                                            help="Multiplies the shape prior's sds (above 1: trust the source less)."),
 ) -> None:
     """Fit the hierarchical cohort-curve model and write curves.csv, cohorts.csv, groups.csv, params.csv,
     posterior.nc and fan charts to --out."""
@@ -162,11 +171,20 @@ def fit_command(
     columns = _columns(table, info, cohort_col=cohort_col, age_col=age_col, installs_col=installs_col,
                        revenue_col=revenue_col, active_col=active_col, payers_col=payers_col, cost_col=cost_col,
                        groups=groups)
+    population = ()
+    if shape_prior is not None:
+        from btyd_ltv.cohort_workflow import population_prior
+        from btyd_ltv.io import read_posterior
+
+        population = population_prior(read_posterior(shape_prior), _split(shape_prior_params) or None,
+                                      scale=shape_prior_scale)
+        typer.echo("shape prior from " + str(shape_prior) + ": " + ", ".join(
+            f"{p}_mu ~ N({loc:.3f}, {sd:.3f})" for p, loc, sd in population), err=True)
     settings = CurveOptions(
         retention=retention, likelihood=likelihood, revenue_likelihood=revenue_likelihood, tenure=tenure,
         horizon=horizon, period=period, max_draws=max_draws, cohort_effects=_effects(cohort_effects),
         precision=precision, mass=mass, warm_start=warm_start, calendar_effects=tuple(_split(calendar_effects)),
-        acquired=acquired,
+        acquired=acquired, population_prior=population,
         options=FitOptions(num_chains=chains, num_warmup=tune, num_samples=draws, seed=seed,
                            progress_bar=False if quiet else None, target_accept_prob=target_accept,
                            max_tree_depth=max_tree_depth),

@@ -144,7 +144,7 @@ __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
-    "calendar_offsets", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
+    "calendar_offsets", "check_population", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
@@ -220,6 +220,9 @@ class CohortCurvePriors:
     calendar_sd: float = 0.2  # HalfNormal scale of the stationary sd of each calendar AR(1) process
     saturation_mean: float = 0.5  # prior median of the tenure term's saturation rate sigma (tenure="saturating")
     saturation_sd: float = 1.0  # sd on the log scale: 95% of the prior within about 0.07..3.5
+    # (name, loc, scale) triples: a normal prior on the portfolio mean ``{name}_mu`` in place of the default one,
+    # e.g. another portfolio's posterior (btyd_ltv.cohort_workflow.population_prior); checked by check_population
+    population: tuple[tuple[str, float, float], ...] = ()
     kind: str = "default"
 
 
@@ -521,6 +524,9 @@ def _revenue_view(params: dict) -> dict:
 
 
 def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) -> tuple[float, float]:
+    for p, loc, scale in pr.population:
+        if p == name:
+            return float(loc), float(scale)
     logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
     return {
         "logit_churn": (logit(pr.churn_mean), pr.churn_sd),
@@ -533,6 +539,37 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
         "log_saturation": (float(np.log(pr.saturation_mean)), pr.saturation_sd),
         **WHALE_PRIORS,
     }[name]
+
+
+def check_population(population: Sequence[tuple[str, float, float]],
+                     data: CohortCurveData) -> tuple[tuple[str, float, float], ...]:
+    """A population prior (``CohortCurvePriors.population``) as ``(name, loc, scale)`` triples of str and floats;
+    refused when it names a parameter the model on ``data`` does not have or names one twice, or when a location
+    is not finite or a scale is not positive."""
+    names = param_list(data)
+    seen, out = set(), []
+    for entry in population:
+        try:
+            p, loc, scale = entry[0], float(entry[1]), float(entry[2])
+            if len(entry) != 3:
+                raise ValueError
+        except (TypeError, ValueError, IndexError):
+            raise DataValidationError(f"a population prior entry must be (name, loc, scale), got {entry!r}") from None
+        if p not in names:
+            raise DataValidationError(
+                f"population prior: {p!r} is not a parameter of this model ({data.retention} retention, "
+                f"{data.revenue_likelihood} revenue, {data.tenure} tenure term: {', '.join(names)})"
+            )
+        if p in seen:
+            raise DataValidationError(f"population prior: {p!r} is given twice")
+        seen.add(p)
+        if not np.isfinite(loc) or not np.isfinite(scale) or scale <= 0:
+            raise DataValidationError(
+                f"population prior of {p!r}: the location must be finite and the scale positive, got loc={loc!r}, "
+                f"scale={scale!r}"
+            )
+        out.append((str(p), loc, scale))
+    return tuple(out)
 
 
 def _levels(data: CohortCurveData, name: str) -> list[tuple[str, int]]:
