@@ -144,7 +144,8 @@ __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
-    "calendar_offsets", "check_population", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
+    "calendar_offsets", "check_population", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
+    "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
