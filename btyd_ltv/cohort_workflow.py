@@ -6,7 +6,6 @@ The functions behind ``btyd-ltv curves fit`` / ``predict``; notebooks and the ba
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -334,7 +333,9 @@ def population_prior(posterior, params: Sequence[str] | None = None, *,
     ``params`` defaults to the curve's shape, which a young portfolio cannot see: the retention shape parameters
     of the source's family (``logit_churn``, ``log_kappa``, and ``log_c`` / ``logit_stay`` where it has them)
     and the tenure slope ``rho`` (with ``log_saturation`` when the source has the saturating term). The levels
-    (``log_ret``, ``log_level``) stay the new portfolio's own: its first days measure them.
+    (``log_ret``, ``log_level``) stay the new portfolio's own: its first days measure them. Where the new fit
+    has app levels too, each new app varies around that mean by the new fit's own between-app sd as well, so the
+    prior of an app's shape is wider than the source's predictive: on the cautious side.
     """
     if "cohort_curve" not in posterior.attrs:
         raise DataValidationError("the shape prior's source is not a cohort-curve posterior (posterior.nc of "
@@ -351,7 +352,7 @@ def population_prior(posterior, params: Sequence[str] | None = None, *,
         )
     if not np.isfinite(scale) or scale <= 0:
         raise DataValidationError(f"the shape prior's scale must be positive, got {scale!r}")
-    levels = [re.sub(r"\W", "_", str(c)) for c in meta["index"]["group_cols"]]
+    levels = [cc.level_suffix(c) for c in meta["index"]["group_cols"]]
     post = posterior.posterior
     out = []
     for p in params:

@@ -380,7 +380,7 @@ def make_data(
     data = CohortCurveData(
         installs=installs, active=active, revenue=revenue, observed=observed, n_observed=n_observed,
         has_active=bool(has_active), parent=tuple(parent), level_sizes=tuple(sizes),
-        level_names=tuple(re.sub(r"\W", "_", str(c)) for c in kept_cols),
+        level_names=tuple(level_suffix(c) for c in kept_cols),
         centered=tuple(centered), retention=retention, likelihood=likelihood,
         cohort_effects=tuple(cohort_effects), log_arpdau_center=float(np.log(max(arpdau, 1e-300))),
         log_retention_center=float(np.log(share)), ref_age=ref_age,
@@ -540,6 +540,11 @@ def _prior_loc_scale(name: str, data: CohortCurveData, pr: CohortCurvePriors) ->
         "log_saturation": (float(np.log(pr.saturation_mean)), pr.saturation_sd),
         **WHALE_PRIORS,
     }[name]
+
+
+def level_suffix(column) -> str:
+    """The site-name suffix of the hierarchy level of grouping column ``column`` (``{p}_sd_{suffix}``)."""
+    return re.sub(r"\W", "_", str(column))
 
 
 def check_population(population: Sequence[tuple[str, float, float]],
