@@ -341,7 +341,7 @@ def population_prior(posterior, params: Sequence[str] | None = None, *,
         raise DataValidationError("the shape prior's source is not a cohort-curve posterior (posterior.nc of "
                                   "`btyd-ltv curves fit`)")
     meta = json.loads(posterior.attrs["cohort_curve"])
-    source = cc._param_list(meta["retention"], meta.get("revenue_likelihood", "lognormal"), meta.get("tenure", "log"))
+    source = cc.family_params(meta["retention"], meta.get("revenue_likelihood", "lognormal"), meta.get("tenure", "log"))
     if params is None:
         params = [p for p in source if p in cc.SHAPE_PARAMS + ("rho",) + cc.TENURE_PARAMS]
     missing = [p for p in params if p not in source]

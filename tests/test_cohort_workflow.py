@@ -348,7 +348,7 @@ def _source_posterior(retention="bgbb", tenure="log", group_cols=("app", "campai
     import arviz as az
 
     rng = np.random.default_rng(seed)
-    names = cc._param_list(retention, "lognormal", tenure)
+    names = cc.family_params(retention, "lognormal", tenure)
     draws = {}
     for i, p in enumerate(names):
         draws[f"{p}_mu"] = rng.normal(i - 1.0, 0.2, (2, 500))

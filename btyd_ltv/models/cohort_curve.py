@@ -144,7 +144,7 @@ __all__ = [
     "CohortCurveData", "CohortCurvePriors", "make_data", "model", "log_likelihood", "log_retention",
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
-    "calendar_offsets", "check_population", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
+    "calendar_offsets", "check_population", "family_params", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
     "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
@@ -227,14 +227,16 @@ class CohortCurvePriors:
     kind: str = "default"
 
 
-def _param_list(retention: str, revenue_likelihood: str = "lognormal", tenure: str = "log") -> tuple[str, ...]:
+def family_params(retention: str, revenue_likelihood: str = "lognormal", tenure: str = "log") -> tuple[str, ...]:
+    """The hierarchical parameters of the model with these settings (each with a portfolio mean ``{p}_mu``):
+    the retention family's, ``log_level`` and ``rho``, the saturation rate and the whale terms where used."""
     whale = WHALE_PARAMS if revenue_likelihood == "whale" else ()
     return RETENTION_PARAMS[retention] + REVENUE_PARAMS + (TENURE_PARAMS if tenure == "saturating" else ()) + whale
 
 
 def param_list(data: CohortCurveData) -> tuple[str, ...]:
     """The hierarchical parameters of a model on ``data`` (each with a portfolio mean ``{p}_mu``)."""
-    return _param_list(data.retention, data.revenue_likelihood, data.tenure)
+    return family_params(data.retention, data.revenue_likelihood, data.tenure)
 
 
 def make_data(
@@ -290,7 +292,7 @@ def make_data(
     if revenue_likelihood not in REVENUE_LIKELIHOODS:
         raise DataValidationError(f"revenue likelihood must be one of {', '.join(REVENUE_LIKELIHOODS)}, got "
                                   f"{revenue_likelihood!r}")
-    names = _param_list(retention)
+    names = family_params(retention)
     level_param = "log_ret" if "log_ret" in names else "logit_churn"  # the retention level
     if cohort_effects is None:
         cohort_effects = (level_param, "log_level")

@@ -311,7 +311,7 @@ def test_predictive_ltv_is_monotone_and_anchored():
     values = cc.init_values(data)
     S = 20
     vals = {}
-    for p in cc._param_list(data.retention):
+    for p in cc.family_params(data.retention):
         vals[f"{p}_mu"] = np.full(S, float(values[f"{p}_mu"]))
         for suffix, lvl in cc._levels(data, p):
             raw = np.asarray(values[f"{p}_{suffix}_raw"])
