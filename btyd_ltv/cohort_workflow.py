@@ -137,7 +137,8 @@ def select_observed_age(table: pd.DataFrame, observed_age: int | None,
 def _calendar(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions,
               fitted: dict | None = None) -> tuple[np.ndarray | None, dict | None]:
     """With calendar effects, every row's acquisition period counted from the first acquisition period of the
-    fit (``fitted``: the calendar a saved posterior was fitted on) and that calendar; ``(None, None)`` without."""
+    fit (``fitted``: the calendar a saved posterior was fitted on) and that calendar (its ``origin`` date and
+    ``first`` period; the column is the model field ``acquired``); ``(None, None)`` without."""
     if not cc.check_calendar_effects(settings.calendar_effects):
         return None, None
     from btyd_ltv.backtest import acquisition_calendar
@@ -152,7 +153,7 @@ def _calendar(table: pd.DataFrame, columns: CohortColumns, settings: CurveOption
             f"cohort {table[columns.cohort].iloc[pos]!r} (row {pos}) was acquired {-int(rel[pos])} period(s) before "
             "the first acquisition period of the fit; its calendar effects are unknown: refit with this cohort"
         )
-    return rel, {"acquired": settings.acquired, "origin": origin, "first": first}
+    return rel, {"origin": origin, "first": first}
 
 
 def _make_data(table: pd.DataFrame, columns: CohortColumns, settings: CurveOptions, acquired=None):

@@ -207,7 +207,7 @@ def test_whale_mixture_and_calendar_effects_fit_write_and_predict(portfolio, tmp
     saved = read_posterior(tmp_path / "posterior.nc")
     meta = json.loads(saved.attrs["cohort_curve"])
     assert meta["revenue_likelihood"] == "whale" and meta["calendar_effects"] == ["retention", "revenue"]
-    assert meta["calendar"] == {"acquired": "acquired_day", "origin": None, "first": 0}
+    assert meta["calendar"] == {"origin": None, "first": 0} and meta["acquired"] == "acquired_day"
     newer, _ = simulate_portfolio(**{**SMALL, "days": 9})
     late = newer[newer["acquired_day"] >= 2]
     pred = predict_curves(saved, late, horizon=60, max_draws=100, seed=1)

@@ -3,7 +3,7 @@ criterion: 90% intervals cover 85-95% of the true curves).
 
     python validation/portfolio_calibration.py [--seeds 11,12,13,14,15] [--apps 6] [--campaigns 1] [--days 12]
         [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST] [--market SD,PHI]
-        [--calendar-effects retention,revenue] [--save-cells PATH]
+        [--calendar-effects retention,revenue] [--save-cells PATH] [--components]
     python validation/portfolio_calibration.py --pool CELLS.csv,CELLS.csv   # pool saved runs, no fitting
 
 One portfolio is a handful of independent app-level draws: every cohort of an app shares its whale share, its
@@ -21,6 +21,14 @@ too), and ``--calendar-effects`` fits the model's calendar effects (``CurveOptio
 ``--save-cells`` writes the per-cohort coverage indicators (seed, app, one column per checkpoint) to a CSV, and
 ``--pool`` reads such files back and prints the pooled coverage and its cluster bootstrap without fitting, so
 seeds fitted in separate processes (one per core) pool as if fitted in one run.
+
+``--components`` adds, per seed, a table by app that says which half of the curve misses: the coverage of the
+90% intervals of the expected retention ``s_c(t)`` and of the expected revenue per active user ``arpdau_c(t)``
+at the same checkpoints (:func:`btyd_ltv.cohort_workflow.expected_component_draws`), the median relative error
+of the ARPDAU's posterior mean, the app's realised revenue over its expectation in the observed cells
+(``sum revenue / sum active x true ARPDAU``: below 1 when its sample holds fewer whale purchases than expected),
+the expected number of whale purchases in those cells (payers x the true whale rate), and the true whale share
+beside its posterior mean.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from btyd_ltv.cohort_workflow import CurveOptions, expected_ltv_draws, fit_curves
+from btyd_ltv.cohort_workflow import CurveOptions, expected_component_draws, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.portfolio import simulate_portfolio
 from btyd_ltv.errors import SamplingWarning
@@ -78,7 +86,51 @@ def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
            "app_min": by_app.min(), "app_max": by_app.max(),
            "median_error": float(np.median(draws.mean(axis=-1) / true - 1)),
            "true_above_q95": float((true > hi).mean())}
+    if args.components:
+        print(f"seed {seed} by app:")
+        print(report_markdown(components(res, table, truth, draws).set_index("app"), floatfmt=".3f"), flush=True)
     return row, inside
+
+
+def _covered(draws: np.ndarray, true: np.ndarray) -> np.ndarray:
+    lo, hi = np.quantile(draws, [0.05, 0.95], axis=-1)
+    return (true >= lo) & (true <= hi)
+
+
+def components(res, table: pd.DataFrame, truth, ltv_draws: np.ndarray) -> pd.DataFrame:
+    """Per app: coverage of the cumulative LTV and of its two factors, the ARPDAU's median relative error, the
+    realised over the expected revenue of the observed cells, the expected whale purchases in them and the true
+    whale share beside its posterior mean (``--components``)."""
+    cohorts = truth.cohorts["cohort"]
+    parts = expected_component_draws(res, cohorts, CHECKPOINTS)
+    ages = list(CHECKPOINTS)
+    position = {c: i for i, c in enumerate(cohorts)}
+    rows = table[["cohort", "app", "age", "active_users", "payers", "revenue"]].copy()
+    i = rows["cohort"].map(position).to_numpy()
+    rows["expected"] = truth.arpdau[i, rows["age"].to_numpy()] * rows["active_users"]
+    observed = rows.groupby("app")[["revenue", "expected", "payers"]].sum()
+    apps = truth.apps.set_index("app")
+    post = res.posterior.posterior
+    share = None
+    if "logit_whale_share_app" in post:
+        s = 1.0 / (1.0 + np.exp(-post["logit_whale_share_app"].to_numpy()))
+        share = pd.Series(s.reshape(-1, s.shape[-1]).mean(axis=0), index=res.index["groups"]["app"])
+    app_of = truth.cohorts["app"].astype(str).to_numpy()
+    out = []
+    for app in sorted(set(app_of)):
+        m = app_of == app
+        out.append({
+            "app": app,
+            "ltv_cov": _covered(ltv_draws[m], truth.ltv[m][:, ages]).mean(),
+            "retention_cov": _covered(parts["retention"][m], truth.retention[m][:, ages]).mean(),
+            "arpdau_cov": _covered(parts["arpdau"][m], truth.arpdau[m][:, ages]).mean(),
+            "arpdau_error": float(np.median(parts["arpdau"][m].mean(axis=-1) / truth.arpdau[m][:, ages] - 1)),
+            "realised_over_expected": observed.loc[app, "revenue"] / observed.loc[app, "expected"],
+            "expected_whales": observed.loc[app, "payers"] * apps.loc[app, "whale_rate"],
+            "whale_share": apps.loc[app, "whale_share"],
+            "posterior_share": np.nan if share is None else float(share[app]),
+        })
+    return pd.DataFrame(out)
 
 
 def cluster_bootstrap(inside: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -111,6 +163,9 @@ def main() -> None:
                                                            "retention, revenue (default: none)")
     ap.add_argument("--save-cells", default=None, metavar="PATH",
                     help="write the per-cohort coverage indicators (seed, app, checkpoints) to this CSV")
+    ap.add_argument("--components", action="store_true",
+                    help="also print, per seed, the coverage of retention and ARPDAU by app and the realised "
+                         "revenue and whale share behind it")
     ap.add_argument("--pool", default=None, metavar="CSV,...",
                     help="pool the coverage indicators of earlier --save-cells runs made with the same settings "
                          "(no fitting)")
