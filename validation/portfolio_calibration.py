@@ -98,7 +98,7 @@ def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
            "true_above_q95": float((true > hi).mean())}
     if args.components:
         print(f"seed {seed} by app:")
-        print(report_markdown(components(res, table, truth, draws).set_index("app"), floatfmt=".3f"), flush=True)
+        print(report_markdown(components(res, table, truth, cells).set_index("app"), floatfmt=".3f"), flush=True)
     return row, inside
 
 
@@ -107,10 +107,11 @@ def _covered(draws: np.ndarray, true: np.ndarray) -> np.ndarray:
     return (true >= lo) & (true <= hi)
 
 
-def components(res, table: pd.DataFrame, truth, ltv_draws: np.ndarray) -> pd.DataFrame:
-    """Per app: coverage of the cumulative LTV and of its two factors, the ARPDAU's median relative error, the
-    realised over the expected revenue of the observed cells, the expected whale purchases in them and the true
-    whale share beside its posterior mean (``--components``)."""
+def components(res, table: pd.DataFrame, truth, ltv_covered: np.ndarray) -> pd.DataFrame:
+    """Per app: coverage of the cumulative LTV (``ltv_covered``: cohorts x checkpoints, from :func:`replicate`) and
+    of its two factors, the ARPDAU's median relative error, the realised over the expected revenue of the observed
+    cells, the expected whale purchases in them and the true whale share beside its posterior mean
+    (``--components``)."""
     cohorts = truth.cohorts["cohort"]
     parts = expected_component_draws(res, cohorts, CHECKPOINTS)
     ages = list(CHECKPOINTS)
@@ -131,7 +132,7 @@ def components(res, table: pd.DataFrame, truth, ltv_draws: np.ndarray) -> pd.Dat
         m = app_of == app
         out.append({
             "app": app,
-            "ltv_cov": _covered(ltv_draws[m], truth.ltv[m][:, ages]).mean(),
+            "ltv_cov": ltv_covered[m].mean(),
             "retention_cov": _covered(parts["retention"][m], truth.retention[m][:, ages]).mean(),
             "arpdau_cov": _covered(parts["arpdau"][m], truth.arpdau[m][:, ages]).mean(),
             "arpdau_error": float(np.median(parts["arpdau"][m].mean(axis=-1) / truth.arpdau[m][:, ages] - 1)),
