@@ -4,6 +4,7 @@ criterion: 90% intervals cover 85-95% of the true curves).
     python validation/portfolio_calibration.py [--seeds 11,12,13,14,15] [--apps 6] [--campaigns 1] [--days 12]
         [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST] [--market SD,PHI]
         [--calendar-effects retention,revenue] [--save-cells PATH] [--components] [--whale-share-prior MEAN,SD]
+        [--revenue-likelihood whale|whale-gamma]
     python validation/portfolio_calibration.py --pool CELLS.csv,CELLS.csv   # pool saved runs, no fitting
 
 One portfolio is a handful of independent app-level draws: every cohort of an app shares its whale share, its
@@ -34,6 +35,9 @@ beside its posterior mean.
 ``N(-2.2, 1.5)``: median 10%) with ``N(logit MEAN, SD)`` (``CurveOptions.population_prior``): with MEAN at the
 generator's mean share (0.2: shares are drawn uniform on 0.1-0.3) it tests whether the misses come from a whale
 share the data under-state, as an analyst who knows the share from payer-level data would set it.
+
+``--revenue-likelihood whale-gamma`` fits the whale mixture whose cells without a whale purchase are gamma
+instead of log-normal (default ``whale``, the setting of the calibration test).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import pandas as pd
 from btyd_ltv.cohort_workflow import CurveOptions, expected_component_draws, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.portfolio import simulate_portfolio
+from btyd_ltv.models.cohort_curve import WHALE_LIKELIHOODS
 from btyd_ltv.errors import SamplingWarning
 from btyd_ltv.io import write_csv
 from btyd_ltv.metrics import report_markdown
@@ -71,8 +76,8 @@ def replicate(seed: int, args: argparse.Namespace) -> tuple[dict, pd.DataFrame]:
     if args.whale_share_prior:
         mean, sd = (float(v) for v in args.whale_share_prior.split(","))
         population = (("logit_whale_share", float(np.log(mean / (1.0 - mean))), sd),)
-    settings = CurveOptions(horizon=max(CHECKPOINTS), revenue_likelihood="whale", cohort_effects=effects,
-                            population_prior=population,
+    settings = CurveOptions(horizon=max(CHECKPOINTS), revenue_likelihood=args.revenue_likelihood,
+                            cohort_effects=effects, population_prior=population,
                             calendar_effects=calendar, acquired="acquired_day",
                             options=FitOptions(num_chains=args.chains, num_warmup=args.warmup,
                                                num_samples=args.draws, seed=seed, progress_bar=False,
@@ -179,6 +184,8 @@ def main() -> None:
                          "revenue and whale share behind it")
     ap.add_argument("--whale-share-prior", default="", metavar="MEAN,SD",
                     help="normal prior N(logit MEAN, SD) on the portfolio's mean whale share (default: N(-2.2, 1.5))")
+    ap.add_argument("--revenue-likelihood", default="whale", choices=WHALE_LIKELIHOODS,
+                    help="the whale mixture: log-normal (whale) or gamma (whale-gamma) cells without a whale")
     ap.add_argument("--pool", default=None, metavar="CSV,...",
                     help="pool the coverage indicators of earlier --save-cells runs made with the same settings "
                          "(no fitting)")
@@ -209,7 +216,8 @@ def main() -> None:
     model_calendar = f"calendar effects on {args.calendar_effects}" if args.calendar_effects else "no calendar effects"
     if args.whale_share_prior:
         model_calendar += f", whale share prior mean,sd {args.whale_share_prior}"
-    print(f"\n{args.apps} apps x {args.campaigns} campaigns x {args.days} daily cohorts ({market}); whale revenue, "
+    print(f"\n{args.apps} apps x {args.campaigns} campaigns x {args.days} daily cohorts ({market}); "
+          f"{'whale revenue' if args.revenue_likelihood == 'whale' else args.revenue_likelihood + ' revenue'}, "
           f"cohort effects on {effects}, {model_calendar}; {args.chains} chains x {args.warmup} warmup x "
           f"{args.draws} draws")
     print(report_markdown(pd.DataFrame(rows).set_index("seed"), floatfmt=".3f"))

@@ -121,8 +121,9 @@ def fit_command(
                                                                           "(faster on big portfolios)."),
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood",
                                            help="Positive cell revenue: lognormal, gamma (mean-consistent "
-                                                "under whale purchases) or whale (log-normal mixture with a "
-                                                "whale-purchase component)."),
+                                                "under whale purchases), whale (log-normal mixture with a "
+                                                "whale-purchase component) or whale-gamma (the same with gamma "
+                                                "cells without a whale: better when payers per cell are few)."),
     tenure: str = typer.Option("log", "--tenure", help=_TENURE_HELP),
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),

@@ -90,7 +90,10 @@ added to the density. A group element none of whose children is centred is itsel
   zero-truncated Poisson number of whale purchases (log-scale sd ``sigma_w`` each) carrying the share ``s``,
   so ``E[revenue] = A arpdau`` still holds exactly while rare spikes no longer drag the level or the tenure
   slope. The whale share ``s`` and rate ``lambda`` vary by the outermost group (apps monetise differently) and
-  are non-centred; ``sigma_w`` is shared.
+  are non-centred; ``sigma_w`` is shared. ``revenue_likelihood="whale-gamma"`` is the same mixture with the cells
+  without a whale purchase gamma instead of log-normal: a cell's regular revenue is a sum over its few payers of
+  skewed amounts, whose many small values the log-normal cannot follow when payers are few, and the log-normal
+  mixture then spends its whale component on them and under-states the share (``validation/README.md``).
 
 **Calendar effects** (``calendar_effects`` in :func:`make_data`, opt-in). Cohorts acquired at period ``a_c`` see
 calendar period ``a_c + t`` at age ``t``; seasons, promotions, price changes and a product's decline move every
@@ -145,12 +148,13 @@ __all__ = [
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
     "calendar_offsets", "check_population", "family_params", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
-    "CALENDAR_EFFECTS", "TENURE_FORMS",
+    "WHALE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
 LIKELIHOODS = ("beta-binomial", "normal")
-REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale")
+REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale", "whale-gamma")
+WHALE_LIKELIHOODS = ("whale", "whale-gamma")  # the whale mixtures: log-normal or gamma cells without a whale
 PRECISIONS = ("float64", "float32")
 CALENDAR_EFFECTS = ("retention", "revenue")  # curves with an AR(1) process over calendar periods (module docstring)
 RETENTION_PARAMS = {
@@ -230,7 +234,7 @@ class CohortCurvePriors:
 def family_params(retention: str, revenue_likelihood: str = "lognormal", tenure: str = "log") -> tuple[str, ...]:
     """The hierarchical parameters of the model with these settings (each with a portfolio mean ``{p}_mu``):
     the retention family's, ``log_level`` and ``rho``, the saturation rate and the whale terms where used."""
-    whale = WHALE_PARAMS if revenue_likelihood == "whale" else ()
+    whale = WHALE_PARAMS if revenue_likelihood in WHALE_LIKELIHOODS else ()
     return RETENTION_PARAMS[retention] + REVENUE_PARAMS + (TENURE_PARAMS if tenure == "saturating" else ()) + whale
 
 
@@ -603,9 +607,9 @@ def param_names(data: CohortCurveData) -> list[str]:
 
 def noise_names(data: CohortCurveData) -> list[str]:
     """The noise parameters of a model on ``data``: ``log_phi`` with active users, the whale terms with
-    ``revenue_likelihood="whale"``."""
+    a whale mixture (``revenue_likelihood`` in :data:`WHALE_LIKELIHOODS`)."""
     return [n for n in NOISE_PARAMS if (n != "log_phi" or data.has_active)
-            and (n != "log_whale_sd" or data.revenue_likelihood == "whale")]
+            and (n != "log_whale_sd" or data.revenue_likelihood in WHALE_LIKELIHOODS)]
 
 
 def _centered(data: CohortCurveData, name: str, lvl: int) -> np.ndarray:
@@ -826,7 +830,7 @@ def _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau):
 def _whale(params: dict, noise: dict, data: CohortCurveData) -> tuple | None:
     """``(logit s, logit omega_ref, log sigma_w, A_ref)`` of the whale mixture (per-cohort arrays ``params``
     already broadcast against the cells), ``None`` for the other kinds."""
-    if data.revenue_likelihood != "whale":
+    if data.revenue_likelihood not in WHALE_LIKELIHOODS:
         return None
     return (params["logit_whale_share"], params["logit_whale_cell"], noise["log_whale_sd"], data.ref_users)
 
@@ -867,6 +871,14 @@ def _log_lognormal(log_y, log_mean, cv2):
     return -log_y - 0.5 * (jnp.log(2.0 * jnp.pi * scale2) + (log_y - loc) ** 2 / scale2)
 
 
+def _log_gamma(log_y, log_mean, cv2):
+    """Log density at ``y = exp(log_y)`` of the gamma with mean ``exp(log_mean)`` and squared CV ``cv2``
+    (shape ``1 / cv2``)."""
+    shape = 1.0 / cv2
+    return (shape * (jnp.log(shape) - log_mean) + (shape - 1.0) * log_y - shape * jnp.exp(log_y - log_mean)
+            - gammaln(shape))
+
+
 def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal",
                       whale: tuple | None = None):
     """Log density of the cells' revenue: zero with probability ``P0 = exp(-nu A)``, else log-normal
@@ -877,17 +889,23 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
     The gamma form's score for the mean is that of a gamma GLM (McCullagh & Nelder 1989, ch. 8): its estimate of
     the mean is consistent whatever the true distribution of the positive amounts, so rare whale purchases are
     averaged into ARPDAU; the log-normal's location follows the typical cell and misses them.
+
+    The whale mixtures (:func:`_whale_components`) put the cells with a whale purchase in a log-normal component;
+    the cells without one are log-normal (``"whale"``) or gamma (``"whale-gamma"``). A cell's regular revenue is
+    a sum over its few payers of skewed amounts (compound Poisson-gamma, Jorgensen 1987), whose left tail the
+    log-normal cannot follow when payers are few: fitted to such cells, the log-normal mixture spends its whale
+    component on small amounts (a share near zero with a very wide amount sd) and under-states the mean;
+    ``validation/whale_share_alone.py`` shows it.
     """
     log_p0, log1m_p0, log_mean, cv2 = _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau)
     pos = revenue > 0
     log_y = jnp.log(jnp.where(pos, revenue, 1.0))
     if kind == "gamma":
-        shape = 1.0 / cv2
-        positive = (shape * (jnp.log(shape) - log_mean) + (shape - 1.0) * log_y
-                    - shape * jnp.exp(log_y - log_mean) - gammaln(shape))
-    elif kind == "whale":
+        positive = _log_gamma(log_y, log_mean, cv2)
+    elif kind in WHALE_LIKELIHOODS:
         log_omega, log1m_omega, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, whale)
-        positive = jnp.logaddexp(log1m_omega + _log_lognormal(log_y, log_m0, cv2),
+        base = _log_gamma if kind == "whale-gamma" else _log_lognormal
+        positive = jnp.logaddexp(log1m_omega + base(log_y, log_m0, cv2),
                                  log_omega + _log_lognormal(log_y, log_m1, cv1))
     else:
         positive = _log_lognormal(log_y, log_mean, cv2)
@@ -1038,7 +1056,7 @@ def model(data: CohortCurveData, priors: CohortCurvePriors | None = None) -> Non
     }
     if data.has_active:
         noise["log_phi"] = numpyro.sample("log_phi", dist.Normal(5.0, 3.0))
-    if data.revenue_likelihood == "whale":
+    if data.revenue_likelihood in WHALE_LIKELIHOODS:
         noise["log_whale_sd"] = numpyro.sample("log_whale_sd", dist.Normal(*WHALE_PRIORS["log_whale_sd"]))
     processes = _calendar_processes(data, pr)
     calendar = calendar_offsets(processes, data, data.observed.shape[1]) if processes else None
@@ -1091,7 +1109,7 @@ def init_values(data: CohortCurveData, priors: CohortCurvePriors | None = None) 
     values.update(log_k=jnp.asarray(0.0), log_tau=jnp.asarray(-1.5), log_nu=jnp.asarray(-2.0))
     if data.has_active:
         values["log_phi"] = jnp.asarray(5.0)
-    if data.revenue_likelihood == "whale":
+    if data.revenue_likelihood in WHALE_LIKELIHOODS:
         values["log_whale_sd"] = jnp.asarray(WHALE_PRIORS["log_whale_sd"][0])
     for effect in data.calendar_effects:  # a flat process with a small sd
         values[f"cal_{effect}_sd"] = jnp.asarray(0.2 * pr.calendar_sd)
@@ -1301,10 +1319,11 @@ def _simulator(data: CohortCurveData):
         log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
                                                    noise["log_tau"])
         positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
-        if data.revenue_likelihood == "gamma":
+        kind = data.revenue_likelihood
+        if kind == "gamma":
             amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
         else:
-            if data.revenue_likelihood == "whale":
+            if kind in WHALE_LIKELIHOODS:
                 k_amt, k_whale = jax.random.split(k_amt)
                 log_omega, _, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, _whale(p, noise, data))
                 is_whale = jnp.log(jax.random.uniform(k_whale, s.shape)) < log_omega
@@ -1312,6 +1331,9 @@ def _simulator(data: CohortCurveData):
                 cv2 = jnp.where(is_whale, cv1, cv2)
             scale2 = jnp.log1p(cv2)
             amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, s.shape))
+            if kind == "whale-gamma":  # the cells without a whale purchase are gamma
+                regular = jnp.exp(log_mean) * jax.random.gamma(jax.random.fold_in(k_amt, 1), 1.0 / cv2) * cv2
+                amount = jnp.where(is_whale, amount, regular)
         revenue = jnp.where((users > 0) & positive, amount, 0.0)
         return revenue / installs[None]
 
