@@ -4,7 +4,7 @@ criterion: 90% intervals cover 85-95% of the true curves).
     python validation/portfolio_calibration.py [--seeds 11,12,13,14,15] [--apps 6] [--campaigns 1] [--days 12]
         [--chains 2] [--warmup 300] [--draws 300] [--cohort-effects all|LIST] [--market SD,PHI]
         [--calendar-effects retention,revenue] [--save-cells PATH] [--components] [--whale-share-prior MEAN,SD]
-        [--revenue-likelihood whale|whale-gamma]
+        [--revenue-likelihood whale|whale-compound]
     python validation/portfolio_calibration.py --pool CELLS.csv,CELLS.csv   # pool saved runs, no fitting
 
 One portfolio is a handful of independent app-level draws: every cohort of an app shares its whale share, its
@@ -36,8 +36,9 @@ beside its posterior mean.
 generator's mean share (0.2: shares are drawn uniform on 0.1-0.3) it tests whether the misses come from a whale
 share the data under-state, as an analyst who knows the share from payer-level data would set it.
 
-``--revenue-likelihood whale-gamma`` fits the whale mixture whose cells without a whale purchase are gamma
-instead of log-normal (default ``whale``, the setting of the calibration test).
+``--revenue-likelihood whale-compound`` fits the whale mixture whose cells without a whale purchase are the
+compound Poisson-gamma sum of their purchases instead of log-normal (default ``whale``, the setting of the
+calibration test).
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def main() -> None:
     ap.add_argument("--whale-share-prior", default="", metavar="MEAN,SD",
                     help="normal prior N(logit MEAN, SD) on the portfolio's mean whale share (default: N(-2.2, 1.5))")
     ap.add_argument("--revenue-likelihood", default="whale", choices=WHALE_LIKELIHOODS,
-                    help="the whale mixture: log-normal (whale) or gamma (whale-gamma) cells without a whale")
+                    help="the whale mixture: log-normal (whale) or compound (whale-compound) cells without a whale")
     ap.add_argument("--pool", default=None, metavar="CSV,...",
                     help="pool the coverage indicators of earlier --save-cells runs made with the same settings "
                          "(no fitting)")

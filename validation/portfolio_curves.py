@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--cohort-effects", default=None, help="comma-separated, or all; default: the model's default")
-    ap.add_argument("--revenue-likelihood", default="lognormal", choices=["lognormal", "gamma", "whale", "whale-gamma"])
+    ap.add_argument("--revenue-likelihood", default="lognormal", choices=list(cc.REVENUE_LIKELIHOODS))
     args = ap.parse_args()
 
     table, truth = simulate_portfolio(n_apps=args.apps, campaigns_per_app=args.campaigns, days=args.days,

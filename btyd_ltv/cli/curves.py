@@ -122,8 +122,9 @@ def fit_command(
     revenue_likelihood: str = typer.Option("lognormal", "--revenue-likelihood",
                                            help="Positive cell revenue: lognormal, gamma (mean-consistent "
                                                 "under whale purchases), whale (log-normal mixture with a "
-                                                "whale-purchase component) or whale-gamma (the same with gamma "
-                                                "cells without a whale: better when payers per cell are few)."),
+                                                "whale-purchase component), compound (the sum of Poisson many "
+                                                "gamma purchases: for cells with few payers) or whale-compound "
+                                                "(the whale mixture with compound cells without a whale)."),
     tenure: str = typer.Option("log", "--tenure", help=_TENURE_HELP),
     cohort_effects: Optional[str] = typer.Option(None, "--cohort-effects", help=_EFFECTS_HELP),
     precision: str = typer.Option("float64", "--precision", help=_PRECISION_HELP),

@@ -90,10 +90,19 @@ added to the density. A group element none of whose children is centred is itsel
   zero-truncated Poisson number of whale purchases (log-scale sd ``sigma_w`` each) carrying the share ``s``,
   so ``E[revenue] = A arpdau`` still holds exactly while rare spikes no longer drag the level or the tenure
   slope. The whale share ``s`` and rate ``lambda`` vary by the outermost group (apps monetise differently) and
-  are non-centred; ``sigma_w`` is shared. ``revenue_likelihood="whale-gamma"`` is the same mixture with the cells
-  without a whale purchase gamma instead of log-normal: a cell's regular revenue is a sum over its few payers of
-  skewed amounts, whose many small values the log-normal cannot follow when payers are few, and the log-normal
-  mixture then spends its whale component on them and under-states the share (``validation/README.md``).
+  are non-centred; ``sigma_w`` is shared.
+* ``revenue_likelihood="compound"``: a cell's revenue is the sum of its purchases, ``N ~ Poisson(m)`` with
+  ``m = nu A`` (the zero process above) and amounts ``Gamma(k)`` with mean ``arpdau / nu`` (the compound
+  Poisson-gamma, or Tweedie, law of aggregate claims; Jorgensen 1987, "Exponential dispersion models", JRSS B
+  49(2); Smyth & Jorgensen 2002, ASTIN Bulletin 32(1)), times day-level noise of squared CV ``tau^2``. Given
+  ``N = n`` the positive part is gamma with mean ``n arpdau / nu`` and ``CV^2 = (1 + 1 / (n k))(1 + tau^2) - 1``
+  (exact for ``tau = 0``); the density sums over ``n = 1..64`` while ``m <= 25`` and is the gamma with the same
+  mean and ``CV^2`` above (a sum of many purchases). With few payers per cell the sum's many small values are
+  what neither the log-normal nor the gamma with ``CV^2 = 1 / (k A) + tau^2`` can follow, and the whale mixture
+  fitted with those spends its whale component on them: on the synthetic game portfolio it under-states the
+  whales' share and the revenue level (``validation/whale_share_alone.py``). ``"whale-compound"`` is the whale
+  mixture with compound cells without a whale purchase. The series costs about 64 gamma densities per cell:
+  meant for portfolios of thousands, not hundreds of thousands, of cells.
 
 **Calendar effects** (``calendar_effects`` in :func:`make_data`, opt-in). Cohorts acquired at period ``a_c`` see
 calendar period ``a_c + t`` at age ``t``; seasons, promotions, price changes and a product's decline move every
@@ -138,7 +147,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
+from jax.scipy.special import gammaln, logsumexp
 
 from btyd_ltv.errors import DataValidationError
 from btyd_ltv.models import _fused_cells
@@ -148,13 +157,14 @@ __all__ = [
     "log_arpdau", "total_log_likelihood", "mass_blocks", "warm_start_fixed", "param_names", "cohort_params",
     "expected_revenue_per_install", "expected_components", "predictive_ltv", "is_anchored", "independent", "mu_site",
     "calendar_offsets", "check_population", "family_params", "RETENTION_FAMILIES", "LIKELIHOODS", "REVENUE_LIKELIHOODS",
-    "WHALE_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
+    "WHALE_LIKELIHOODS", "COMPOUND_LIKELIHOODS", "CALENDAR_EFFECTS", "TENURE_FORMS",
 ]
 
 RETENTION_FAMILIES = ("bgbb", "bdw", "bgbb-dw", "bgbb-ms")
 LIKELIHOODS = ("beta-binomial", "normal")
-REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale", "whale-gamma")
-WHALE_LIKELIHOODS = ("whale", "whale-gamma")  # the whale mixtures: log-normal or gamma cells without a whale
+REVENUE_LIKELIHOODS = ("lognormal", "gamma", "whale", "compound", "whale-compound")
+WHALE_LIKELIHOODS = ("whale", "whale-compound")  # with a whale-purchase component (module docstring)
+COMPOUND_LIKELIHOODS = ("compound", "whale-compound")  # regular revenue a compound Poisson-gamma sum of purchases
 PRECISIONS = ("float64", "float32")
 CALENDAR_EFFECTS = ("retention", "revenue")  # curves with an AR(1) process over calendar periods (module docstring)
 RETENTION_PARAMS = {
@@ -170,6 +180,10 @@ TENURE_PARAMS = ("log_saturation",)  # portfolio level only: tenure="saturating"
 NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
 WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
 _EPS = 1e-12
+# compound revenue: the exact series over purchase counts 1..64 while a cell expects at most 25 purchases (the
+# zero-truncated Poisson mass beyond 64 is then below 1e-11); above, the moment-matched gamma (module docstring)
+_COMPOUND_TERMS = 64
+_COMPOUND_SERIES_MAX = 25.0
 # whale mixture (revenue_likelihood="whale"): whales' share of revenue, median 10%; P(whale in a cell of the
 # median size), median 5%; log-scale sd of one whale amount, median 1
 WHALE_PRIORS = {"logit_whale_share": (-2.2, 1.5), "logit_whale_cell": (-2.9, 1.5), "log_whale_sd": (0.0, 0.5)}
@@ -879,6 +893,31 @@ def _log_gamma(log_y, log_mean, cv2):
             - gammaln(shape))
 
 
+def _compound_cv2(m, log_k, log_tau):
+    """Squared CV of a positive cell's regular revenue under the compound law (module docstring): a
+    zero-truncated Poisson(``m``) number ``N`` of ``Gamma(k)`` purchases, mean ``nbar = m / (1 - exp(-m))`` and
+    variance ``nbar (1 + m - nbar)``, so ``CV^2 = 1 / (nbar k) + (1 + m - nbar) / nbar``, times day-level noise
+    ``(1 + CV^2)(1 + tau^2) - 1``."""
+    nbar = m / -jnp.expm1(-m)
+    cv2 = jnp.exp(-log_k) / nbar + (1.0 + m - nbar) / nbar
+    return (1.0 + cv2) * (1.0 + jnp.exp(2.0 * log_tau)) - 1.0
+
+
+def _log_compound(log_y, log_mean, m, log_k, log_tau):
+    """Log density at ``y = exp(log_y) > 0`` of a positive cell's regular revenue with mean ``exp(log_mean)``
+    under the compound law (module docstring): ``sum_n P(N = n | N >= 1) Gamma(y; mean_n, CV_n^2)`` over
+    ``n = 1..64`` where ``m <= 25``, the gamma with the sum's mean and :func:`_compound_cv2` above."""
+    series = m <= _COMPOUND_SERIES_MAX
+    ms = jnp.where(series, m, 1.0)[..., None]  # keeps the unused branch finite
+    n = jnp.arange(1, _COMPOUND_TERMS + 1, dtype=jnp.result_type(log_y, float))
+    log1m_p0 = jnp.log(-jnp.expm1(-ms))
+    log_pn = n * jnp.log(ms) - ms - gammaln(n + 1.0) - log1m_p0
+    cv2_n = (1.0 + jnp.exp(-log_k) / n) * (1.0 + jnp.exp(2.0 * log_tau)) - 1.0
+    log_mean_n = log_mean[..., None] + log1m_p0 - jnp.log(ms) + jnp.log(n)  # E[sum | N = n] = n x mean purchase
+    exact = logsumexp(log_pn + _log_gamma(log_y[..., None], log_mean_n, cv2_n), axis=-1)
+    return jnp.where(series, exact, _log_gamma(log_y, log_mean, _compound_cv2(m, log_k, log_tau)))
+
+
 def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal",
                       whale: tuple | None = None):
     """Log density of the cells' revenue: zero with probability ``P0 = exp(-nu A)``, else log-normal
@@ -890,23 +929,25 @@ def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, 
     the mean is consistent whatever the true distribution of the positive amounts, so rare whale purchases are
     averaged into ARPDAU; the log-normal's location follows the typical cell and misses them.
 
-    The whale mixtures (:func:`_whale_components`) put the cells with a whale purchase in a log-normal component;
-    the cells without one are log-normal (``"whale"``) or gamma (``"whale-gamma"``). A cell's regular revenue is
-    a sum over its few payers of skewed amounts (compound Poisson-gamma, Jorgensen 1987), whose left tail the
-    log-normal cannot follow when payers are few: fitted to such cells, the log-normal mixture spends its whale
-    component on small amounts (a share near zero with a very wide amount sd) and under-states the mean;
-    ``validation/whale_share_alone.py`` shows it.
+    ``"compound"`` is the compound Poisson-gamma sum of the purchases (:func:`_log_compound`). The whale mixtures
+    (:func:`_whale_components`) put the cells with a whale purchase in a log-normal component and the others in
+    the log-normal (``"whale"``) or compound (``"whale-compound"``) one.
     """
     log_p0, log1m_p0, log_mean, cv2 = _revenue_params(users, log_users, log_a, log_k, log_nu, log_tau)
     pos = revenue > 0
     log_y = jnp.log(jnp.where(pos, revenue, 1.0))
+    if kind in COMPOUND_LIKELIHOODS:
+        m = jnp.exp(log_nu) * jnp.maximum(users, _EPS)
+        cv2 = _compound_cv2(m, log_k, log_tau)
     if kind == "gamma":
         positive = _log_gamma(log_y, log_mean, cv2)
+    elif kind == "compound":
+        positive = _log_compound(log_y, log_mean, m, log_k, log_tau)
     elif kind in WHALE_LIKELIHOODS:
         log_omega, log1m_omega, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, whale)
-        base = _log_gamma if kind == "whale-gamma" else _log_lognormal
-        positive = jnp.logaddexp(log1m_omega + base(log_y, log_m0, cv2),
-                                 log_omega + _log_lognormal(log_y, log_m1, cv1))
+        base = (_log_compound(log_y, log_m0, m, log_k, log_tau) if kind == "whale-compound"
+                else _log_lognormal(log_y, log_m0, cv2))
+        positive = jnp.logaddexp(log1m_omega + base, log_omega + _log_lognormal(log_y, log_m1, cv1))
     else:
         positive = _log_lognormal(log_y, log_mean, cv2)
     lp = jnp.where(pos, log1m_p0 + positive, log_p0)
@@ -1318,11 +1359,23 @@ def _simulator(data: CohortCurveData):
         noise = {k: values[k][:, None, None] for k in noise_names(data) if k != "log_phi"}
         log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
                                                    noise["log_tau"])
-        positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
         kind = data.revenue_likelihood
+        if kind in COMPOUND_LIKELIHOODS:  # the purchase count, its amounts' sum given the count (module docstring)
+            m = jnp.exp(noise["log_nu"]) * jnp.maximum(users, _EPS)
+            count = jax.random.poisson(k_pos, m, s.shape).astype(log_mean.dtype)
+            positive = count > 0
+            cv2 = _compound_cv2(m, noise["log_k"], noise["log_tau"])
+            cv2_n = ((1.0 + jnp.exp(-noise["log_k"]) / jnp.maximum(count, 1.0))
+                     * (1.0 + jnp.exp(2.0 * noise["log_tau"])) - 1.0)
+            mean_n = jnp.exp(log_mean) * -jnp.expm1(-m) / m * count  # E[sum | N] = N x mean purchase
+        else:
+            positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
         if kind == "gamma":
             amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
+        elif kind == "compound":
+            amount = mean_n * jax.random.gamma(k_amt, 1.0 / cv2_n) * cv2_n
         else:
+            log_mean_all = log_mean
             if kind in WHALE_LIKELIHOODS:
                 k_amt, k_whale = jax.random.split(k_amt)
                 log_omega, _, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, _whale(p, noise, data))
@@ -1331,8 +1384,9 @@ def _simulator(data: CohortCurveData):
                 cv2 = jnp.where(is_whale, cv1, cv2)
             scale2 = jnp.log1p(cv2)
             amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, s.shape))
-            if kind == "whale-gamma":  # the cells without a whale purchase are gamma
-                regular = jnp.exp(log_mean) * jax.random.gamma(jax.random.fold_in(k_amt, 1), 1.0 / cv2) * cv2
+            if kind == "whale-compound":  # the cells without a whale purchase: the sum of their (1 - s) purchases
+                share0 = jnp.exp(log_m0 - log_mean_all)
+                regular = share0 * mean_n * jax.random.gamma(jax.random.fold_in(k_amt, 1), 1.0 / cv2_n) * cv2_n
                 amount = jnp.where(is_whale, amount, regular)
         revenue = jnp.where((users > 0) & positive, amount, 0.0)
         return revenue / installs[None]
