@@ -96,12 +96,13 @@ added to the density. A group element none of whose children is centred is itsel
   Poisson-gamma, or Tweedie, law of aggregate claims; Jorgensen 1987, "Exponential dispersion models", JRSS B
   49(2); Smyth & Jorgensen 2002, ASTIN Bulletin 32(1)), times day-level noise of squared CV ``tau^2``. Given
   ``N = n`` the positive part is gamma with mean ``n arpdau / nu`` and ``CV^2 = (1 + 1 / (n k))(1 + tau^2) - 1``
-  (exact for ``tau = 0``); the density sums over ``n = 1..64`` while ``m <= 25`` and is the gamma with the same
-  mean and ``CV^2`` above (a sum of many purchases). With few payers per cell the sum's many small values are
+  (exact for ``tau = 0``); the density sums over ``n = 1..96`` while ``m <= 35``, is the gamma with the same
+  mean and ``CV^2`` (a sum of many purchases) above ``m = 55`` and blends the two log densities linearly
+  between. With few payers per cell the sum's many small values are
   what neither the log-normal nor the gamma with ``CV^2 = 1 / (k A) + tau^2`` can follow, and the whale mixture
   fitted with those spends its whale component on them: on the synthetic game portfolio it under-states the
   whales' share and the revenue level (``validation/whale_share_alone.py``). ``"whale-compound"`` is the whale
-  mixture with compound cells without a whale purchase. The series costs about 64 gamma densities per cell:
+  mixture with compound cells without a whale purchase. The series costs about 96 gamma densities per cell:
   meant for portfolios of thousands, not hundreds of thousands, of cells.
 
 **Calendar effects** (``calendar_effects`` in :func:`make_data`, opt-in). Cohorts acquired at period ``a_c`` see
@@ -180,10 +181,11 @@ TENURE_PARAMS = ("log_saturation",)  # portfolio level only: tenure="saturating"
 NOISE_PARAMS = ("log_phi", "log_k", "log_tau", "log_nu", "log_whale_sd")
 WHALE_PARAMS = ("logit_whale_share", "logit_whale_cell")  # by outermost group (app), non-centred
 _EPS = 1e-12
-# compound revenue: the exact series over purchase counts 1..64 while a cell expects at most 25 purchases (the
-# zero-truncated Poisson mass beyond 64 is then below 1e-11); above, the moment-matched gamma (module docstring)
-_COMPOUND_TERMS = 64
-_COMPOUND_SERIES_MAX = 25.0
+# compound revenue: the exact series over purchase counts 1..96 up to 35 expected purchases per cell (the Poisson
+# mass beyond 96 is 6e-18 there, 2e-7 at 55), the moment-matched gamma above 55 and a linear blend of the two log
+# densities between, so the density is continuous in the purchase rate (module docstring)
+_COMPOUND_TERMS = 96
+_COMPOUND_BLEND = (35.0, 55.0)
 # whale mixture (revenue_likelihood="whale"): whales' share of revenue, median 10%; P(whale in a cell of the
 # median size), median 5%; log-scale sd of one whale amount, median 1
 WHALE_PRIORS = {"logit_whale_share": (-2.2, 1.5), "logit_whale_cell": (-2.9, 1.5), "log_whale_sd": (0.0, 0.5)}
@@ -906,16 +908,19 @@ def _compound_cv2(m, log_k, log_tau):
 def _log_compound(log_y, log_mean, m, log_k, log_tau):
     """Log density at ``y = exp(log_y) > 0`` of a positive cell's regular revenue with mean ``exp(log_mean)``
     under the compound law (module docstring): ``sum_n P(N = n | N >= 1) Gamma(y; mean_n, CV_n^2)`` over
-    ``n = 1..64`` where ``m <= 25``, the gamma with the sum's mean and :func:`_compound_cv2` above."""
-    series = m <= _COMPOUND_SERIES_MAX
-    ms = jnp.where(series, m, 1.0)[..., None]  # keeps the unused branch finite
+    ``n = 1..96`` where ``m <= 35``, the gamma with the sum's mean and :func:`_compound_cv2` above ``m = 55``,
+    the log densities blended linearly between."""
+    lo, hi = _COMPOUND_BLEND
+    weight = jnp.clip((m - lo) / (hi - lo), 0.0, 1.0)  # of the gamma
+    ms = jnp.minimum(m, hi)[..., None]  # the series where it is used
     n = jnp.arange(1, _COMPOUND_TERMS + 1, dtype=jnp.result_type(log_y, float))
     log1m_p0 = jnp.log(-jnp.expm1(-ms))
     log_pn = n * jnp.log(ms) - ms - gammaln(n + 1.0) - log1m_p0
     cv2_n = (1.0 + jnp.exp(-log_k) / n) * (1.0 + jnp.exp(2.0 * log_tau)) - 1.0
     log_mean_n = log_mean[..., None] + log1m_p0 - jnp.log(ms) + jnp.log(n)  # E[sum | N = n] = n x mean purchase
     exact = logsumexp(log_pn + _log_gamma(log_y[..., None], log_mean_n, cv2_n), axis=-1)
-    return jnp.where(series, exact, _log_gamma(log_y, log_mean, _compound_cv2(m, log_k, log_tau)))
+    approx = _log_gamma(log_y, log_mean, _compound_cv2(m, log_k, log_tau))
+    return jnp.where(weight >= 1.0, approx, (1.0 - weight) * exact + weight * approx)
 
 
 def _revenue_log_prob(revenue, users, log_users, log_a, log_k, log_nu, log_tau, kind: str = "lognormal",
@@ -1357,38 +1362,45 @@ def _simulator(data: CohortCurveData):
             users = n * s
             log_users = jnp.log(n) + log_s
         noise = {k: values[k][:, None, None] for k in noise_names(data) if k != "log_phi"}
-        log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
-                                                   noise["log_tau"])
-        kind = data.revenue_likelihood
-        if kind in COMPOUND_LIKELIHOODS:  # the purchase count, its amounts' sum given the count (module docstring)
-            m = jnp.exp(noise["log_nu"]) * jnp.maximum(users, _EPS)
-            count = jax.random.poisson(k_pos, m, s.shape).astype(log_mean.dtype)
-            positive = count > 0
-            cv2 = _compound_cv2(m, noise["log_k"], noise["log_tau"])
-            cv2_n = ((1.0 + jnp.exp(-noise["log_k"]) / jnp.maximum(count, 1.0))
-                     * (1.0 + jnp.exp(2.0 * noise["log_tau"])) - 1.0)
-            mean_n = jnp.exp(log_mean) * -jnp.expm1(-m) / m * count  # E[sum | N] = N x mean purchase
-        else:
-            positive = jax.random.uniform(k_pos, s.shape) >= jnp.exp(log_p0)
-        if kind == "gamma":
-            amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
-        elif kind == "compound":
-            amount = mean_n * jax.random.gamma(k_amt, 1.0 / cv2_n) * cv2_n
-        else:
-            log_mean_all = log_mean
-            if kind in WHALE_LIKELIHOODS:
-                k_amt, k_whale = jax.random.split(k_amt)
-                log_omega, _, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, _whale(p, noise, data))
-                is_whale = jnp.log(jax.random.uniform(k_whale, s.shape)) < log_omega
-                log_mean = jnp.where(is_whale, log_m1, log_m0)
-                cv2 = jnp.where(is_whale, cv1, cv2)
-            scale2 = jnp.log1p(cv2)
-            amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, s.shape))
-            if kind == "whale-compound":  # the cells without a whale purchase: the sum of their (1 - s) purchases
-                share0 = jnp.exp(log_m0 - log_mean_all)
-                regular = share0 * mean_n * jax.random.gamma(jax.random.fold_in(k_amt, 1), 1.0 / cv2_n) * cv2_n
-                amount = jnp.where(is_whale, amount, regular)
-        revenue = jnp.where((users > 0) & positive, amount, 0.0)
+        revenue = _draw_revenue(k_pos, k_amt, users, log_users, log_a, noise, data.revenue_likelihood,
+                                _whale(p, noise, data))
         return revenue / installs[None]
 
     return simulate
+
+
+def _draw_revenue(k_pos, k_amt, users, log_users, log_a, noise: dict, kind: str, whale: tuple | None):
+    """One draw of every cell's revenue given its active users from the density of :func:`_revenue_log_prob`
+    (``noise`` holds ``log_k``, ``log_nu``, ``log_tau`` and, for the whale mixtures, ``log_whale_sd``)."""
+    shape = jnp.shape(users)
+    log_p0, _, log_mean, cv2 = _revenue_params(users, log_users, log_a, noise["log_k"], noise["log_nu"],
+                                               noise["log_tau"])
+    if kind in COMPOUND_LIKELIHOODS:  # the purchase count, then its amounts' sum given the count (module docstring)
+        m = jnp.exp(noise["log_nu"]) * jnp.maximum(users, _EPS)
+        count = jax.random.poisson(k_pos, m, shape).astype(log_mean.dtype)
+        positive = count > 0
+        cv2 = _compound_cv2(m, noise["log_k"], noise["log_tau"])
+        tau2 = jnp.exp(2.0 * noise["log_tau"])
+        cv2_n = (1.0 + jnp.exp(-noise["log_k"]) / jnp.maximum(count, 1.0)) * (1.0 + tau2) - 1.0
+        mean_n = jnp.exp(log_mean) * -jnp.expm1(-m) / m * count  # E[sum | N] = N x mean purchase
+    else:
+        positive = jax.random.uniform(k_pos, shape) >= jnp.exp(log_p0)
+    if kind == "gamma":
+        amount = jnp.exp(log_mean) * jax.random.gamma(k_amt, 1.0 / cv2) * cv2
+    elif kind == "compound":
+        amount = mean_n * jax.random.gamma(k_amt, 1.0 / cv2_n) * cv2_n
+    else:
+        log_mean_all = log_mean
+        if kind in WHALE_LIKELIHOODS:
+            k_amt, k_whale = jax.random.split(k_amt)
+            log_omega, _, log_m0, log_m1, cv1 = _whale_components(users, log_mean, cv2, whale)
+            is_whale = jnp.log(jax.random.uniform(k_whale, shape)) < log_omega
+            log_mean = jnp.where(is_whale, log_m1, log_m0)
+            cv2 = jnp.where(is_whale, cv1, cv2)
+        scale2 = jnp.log1p(cv2)
+        amount = jnp.exp(log_mean - 0.5 * scale2 + jnp.sqrt(scale2) * jax.random.normal(k_amt, shape))
+        if kind == "whale-compound":  # the cells without a whale purchase: the sum of their purchases, share 1 - s
+            share0 = jnp.exp(log_m0 - log_mean_all)
+            regular = share0 * mean_n * jax.random.gamma(jax.random.fold_in(k_amt, 1), 1.0 / cv2_n) * cv2_n
+            amount = jnp.where(is_whale, amount, regular)
+    return jnp.where((users > 0) & positive, amount, 0.0)
