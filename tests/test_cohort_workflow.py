@@ -225,6 +225,29 @@ def test_whale_mixture_and_calendar_effects_fit_write_and_predict(portfolio, tmp
         predict_curves(old, late, horizon=60, max_draws=100, seed=1)
 
 
+def test_compound_whale_mixture_fits_writes_and_predicts(portfolio, tmp_path):
+    """``revenue_likelihood="whale-compound"`` end to end: the whale terms in the posterior and params.csv, the
+    setting in the written posterior's metadata, a re-forecast from it, and the CLI's option (an unknown kind is a
+    clear error, no traceback)."""
+    import json
+
+    table, _ = portfolio
+    short = replace(SETTINGS.options, num_chains=1, num_warmup=60, num_samples=30)  # the plumbing, not the fit
+    res = fit_curves(table, COLUMNS, settings=replace(SETTINGS, revenue_likelihood="whale-compound", options=short))
+    assert {"logit_whale_share_mu", "logit_whale_cell_mu", "log_whale_sd", "log_k", "log_nu"} <= set(res.params.index)
+    assert (np.diff(res.draws, axis=1) >= -1e-6).all() and np.isfinite(res.draws).all()
+    write_curve_fit(res, tmp_path, plots=False)
+    saved = read_posterior(tmp_path / "posterior.nc")
+    assert json.loads(saved.attrs["cohort_curve"])["revenue_likelihood"] == "whale-compound"
+    pred = predict_curves(saved, table, horizon=60, max_draws=100, seed=1)
+    assert pred.settings.revenue_likelihood == "whale-compound"
+    assert np.isfinite(pred.draws).all() and (np.diff(pred.draws, axis=1) >= -1e-6).all()
+    bad = _run("curves", "fit", "--dataset", "game-portfolio", "--revenue-likelihood", "tweedie", "--out",
+               tmp_path / "bad")
+    assert bad.exit_code != 0 and "revenue likelihood must be one of" in bad.output
+    assert "whale-compound" in bad.output and "Traceback" not in bad.output
+
+
 def test_bad_input_errors(portfolio):
     table, _ = portfolio
     dup = pd.concat([table, table.iloc[[3]]], ignore_index=True)

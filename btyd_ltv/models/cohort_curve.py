@@ -912,13 +912,17 @@ def _log_compound(log_y, log_mean, m, log_k, log_tau):
     the log densities blended linearly between."""
     lo, hi = _COMPOUND_BLEND
     weight = jnp.clip((m - lo) / (hi - lo), 0.0, 1.0)  # of the gamma
-    ms = jnp.minimum(m, hi)[..., None]  # the series where it is used
-    n = jnp.arange(1, _COMPOUND_TERMS + 1, dtype=jnp.result_type(log_y, float))
+    ms = jnp.minimum(m, hi)  # the series where it is used
     log1m_p0 = jnp.log(-jnp.expm1(-ms))
-    log_pn = n * jnp.log(ms) - ms - gammaln(n + 1.0) - log1m_p0
-    cv2_n = (1.0 + jnp.exp(-log_k) / n) * (1.0 + jnp.exp(2.0 * log_tau)) - 1.0
-    log_mean_n = log_mean[..., None] + log1m_p0 - jnp.log(ms) + jnp.log(n)  # E[sum | N = n] = n x mean purchase
-    exact = logsumexp(log_pn + _log_gamma(log_y[..., None], log_mean_n, cv2_n), axis=-1)
+    log_purchase = log_mean + log1m_p0 - jnp.log(ms)  # mean purchase mu: E[sum | N = n] = n mu
+    # term n, Poisson(n; m) Gamma(y; shape a_n, mean n mu), is linear in per-cell log m, log y, log mu and y / mu:
+    # n log m + (a_n - 1) log y - a_n log mu - (a_n / n) y / mu + c_n, less m + log P(N >= 1) for every n
+    n = jnp.arange(1, _COMPOUND_TERMS + 1, dtype=jnp.result_type(log_y, float))
+    a = 1.0 / ((1.0 + jnp.exp(-log_k) / n) * (1.0 + jnp.exp(2.0 * log_tau)) - 1.0)
+    c = a * (jnp.log(a) - jnp.log(n)) - gammaln(a) - gammaln(n + 1.0)
+    x = jnp.stack([jnp.log(ms), log_y, log_purchase, jnp.exp(log_y - log_purchase)], axis=-1)
+    terms = x @ jnp.stack([n, a - 1.0, -a, -a / n]) + c
+    exact = logsumexp(terms, axis=-1) - ms - log1m_p0
     approx = _log_gamma(log_y, log_mean, _compound_cv2(m, log_k, log_tau))
     return jnp.where(weight >= 1.0, approx, (1.0 - weight) * exact + weight * approx)
 
