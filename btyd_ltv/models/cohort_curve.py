@@ -98,12 +98,12 @@ added to the density. A group element none of whose children is centred is itsel
   ``N = n`` the positive part is gamma with mean ``n arpdau / nu`` and ``CV^2 = (1 + 1 / (n k))(1 + tau^2) - 1``
   (exact for ``tau = 0``); the density sums over ``n = 1..96`` while ``m <= 35``, is the gamma with the same
   mean and ``CV^2`` (a sum of many purchases) above ``m = 55`` and blends the two log densities linearly
-  between. With few payers per cell the sum's many small values are
-  what neither the log-normal nor the gamma with ``CV^2 = 1 / (k A) + tau^2`` can follow, and the whale mixture
-  fitted with those spends its whale component on them: on the synthetic game portfolio it under-states the
-  whales' share and the revenue level (``validation/whale_share_alone.py``). ``"whale-compound"`` is the whale
-  mixture with compound cells without a whale purchase. The series costs about 96 gamma densities per cell:
-  meant for portfolios of thousands, not hundreds of thousands, of cells.
+  between. With few payers per cell the sum's many small values are what neither the log-normal nor the gamma
+  with ``CV^2 = 1 / (k A) + tau^2`` can follow, and the whale mixture fitted with those spends its whale
+  component on them: on the synthetic game portfolio it under-states the whales' share and the revenue level
+  (``validation/whale_share_alone.py``). ``"whale-compound"`` is the whale mixture with compound cells without a
+  whale purchase. The series costs about 96 gamma terms per cell: meant for portfolios of thousands, not
+  hundreds of thousands, of cells.
 
 **Calendar effects** (``calendar_effects`` in :func:`make_data`, opt-in). Cohorts acquired at period ``a_c`` see
 calendar period ``a_c + t`` at age ``t``; seasons, promotions, price changes and a product's decline move every
