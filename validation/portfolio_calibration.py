@@ -53,10 +53,10 @@ import pandas as pd
 from btyd_ltv.cohort_workflow import CurveOptions, expected_component_draws, expected_ltv_draws, fit_curves
 from btyd_ltv.data.cohorts import CohortColumns
 from btyd_ltv.data.portfolio import simulate_portfolio
-from btyd_ltv.models.cohort_curve import WHALE_LIKELIHOODS
 from btyd_ltv.errors import SamplingWarning
 from btyd_ltv.io import write_csv
 from btyd_ltv.metrics import report_markdown
+from btyd_ltv.models.cohort_curve import WHALE_LIKELIHOODS
 from btyd_ltv.workflow import FitOptions
 
 CHECKPOINTS = (7, 14, 30, 60, 90)

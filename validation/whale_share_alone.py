@@ -9,13 +9,13 @@ curve times one free level factor: ``E[revenue] = A x level x arpdau_true(c, t)`
 terms (``log_k``, ``log_tau``, ``log_nu``) and, under the whale mixture, the share ``s``, the cell rate and the
 amounts' sd (the model's density, ``cohort_curve._revenue_log_prob``, which the unit tests check against simulation
 and quadrature). The best of four L-BFGS starts of the whale terms is kept. The table compares the level with the
-realised revenue over its expectation in the same cells and the fitted share with the true one: what one app's data say, without the
-hierarchy or the priors of the full model (``portfolio_calibration.py --components`` shows the full model's).
-The gamma column is the same fit with the gamma density (whose mean estimate is the weighted sample mean), the
-``*_compound`` columns the whale mixture whose cells without a whale are the compound Poisson-gamma sum of their
+realised revenue over its expectation in the same cells and the fitted share with the true one: what one app's data
+say, without the hierarchy or the priors of the full model (``portfolio_calibration.py --components`` shows the full
+model's). The gamma column is the same fit with the gamma density (whose mean estimate is the weighted sample mean),
+the ``*_compound`` columns the whale mixture whose cells without a whale are the compound Poisson-gamma sum of their
 purchases (``revenue_likelihood="whale-compound"``); ``--days 150`` gives every app about 11,000 cells, where a
-consistent estimator must find the true share. A mixture fitted to few whale cells can degenerate (a share near 0 with a huge amount sd, or the "whale"
-component taking every cell); the table shows such fits as they come.
+consistent estimator must find the true share. A mixture fitted to few whale cells can degenerate (a share near 0
+with a huge amount sd, or the "whale" component taking every cell); the table shows such fits as they come.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def app_rows(seed: int, args: argparse.Namespace) -> list[dict]:
             "whale_share": apps.loc[app, "whale_share"], "share_alone": float(1.0 / (1.0 + np.exp(-whale[2]))),
             "cell_whale_prob": float(1.0 / (1.0 + np.exp(-whale[3]))), "whale_sd": float(np.exp(whale[4])),
             "level_compound": float(np.exp(compound[0])),
-            "share_compound": float(1.0 / (1.0 + np.exp(-compound[2]))), "whale_sd_compound": float(np.exp(compound[4])),
+            "share_compound": float(1.0 / (1.0 + np.exp(-compound[2]))),
+            "whale_sd_compound": float(np.exp(compound[4])),
         })
     return rows
 
